@@ -1,0 +1,3 @@
+"""lean-solve: Lean 4 as one platform for solving and proving math problems."""
+
+__version__ = "0.1.0"

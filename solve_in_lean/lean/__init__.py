@@ -1,0 +1,1 @@
+"""Lean backends behind one interface; see `base.LeanChecker`."""

@@ -1,0 +1,96 @@
+"""The one generation interface every stage uses, whatever backend runs the model.
+
+Shapes follow vLLM's `LLM.generate(prompts, SamplingParams)` split: a prompt list and one
+params object in, a list (per prompt) of `n` completions out.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Sequence, Union
+
+ChatMessage = dict  # {"role": "system"|"user"|"assistant", "content": str}
+Prompt = Union[str, list[ChatMessage]]
+"""A plain string is sent as is; a list of chat messages goes through the model's chat template."""
+
+FinishReason = Literal["stop", "length", "error", "empty"]
+
+
+class GenerationError(RuntimeError):
+    """A backend could not produce completions (unreachable server, bad model path, ...)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample; part of the cache key, so every field must be JSON-serialisable."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "stop": list(self.stop)}
+
+
+@dataclass
+class Completion:
+    """One sampled continuation of a prompt."""
+
+    text: str
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprob: float | None = None
+    """Summed log-probability of the completion tokens, when the backend reports it."""
+    error: str | None = None
+    """Why a completion is empty or unusable (garbage from the model or server); None if fine."""
+    cached: bool = field(default=False, compare=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("cached")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Completion":
+        return cls(**{k: d[k] for k in ("text", "finish_reason", "prompt_tokens",
+                                         "completion_tokens", "logprob", "error") if k in d})
+
+
+class Generator(ABC):
+    """A language model behind one call. Backends subclass this; callers never know which."""
+
+    backend: str = "base"
+    model: str = ""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """Return, for each prompt, `params.n` completions in order."""
+
+    def close(self) -> None:
+        """Release GPU memory, connections, worker threads."""
+
+    def __enter__(self) -> "Generator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
