@@ -1,1 +1,36 @@
-"""Lean backends behind one interface; see `base.LeanChecker`."""
+"""Lean backends behind one interface (`LeanChecker.check`), chosen by name.
+
+    checker = get_checker("kernel")            # bundled Lean 4.35 kernel, prelude files
+    checker = get_checker("repl", mathlib=True)  # lean-interact REPL, header reused
+    checker = get_checker("lake")              # `lake env lean` per file
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from solve_in_lean.lean.base import (CheckRequest, CheckResult, EvalOutput, LeanChecker, LeanUnavailable,
+                                     Message)
+
+BACKENDS = ("repl", "lake", "kernel")
+
+__all__ = ["BACKENDS", "CheckRequest", "CheckResult", "EvalOutput", "LeanChecker", "LeanUnavailable",
+           "Message", "get_checker"]
+
+
+def get_checker(name: str, **options: Any) -> LeanChecker:
+    """Build the backend called `name`; raises LeanUnavailable saying how to enable it."""
+    if name == "kernel":
+        from solve_in_lean.lean.kernel import KernelChecker
+
+        options.pop("mathlib", None)
+        return KernelChecker(**options)
+    if name == "lake":
+        from solve_in_lean.lean.lake import LakeChecker
+
+        return LakeChecker(**options)
+    if name == "repl":
+        from solve_in_lean.lean.repl import ReplChecker
+
+        return ReplChecker(**options)
+    raise ValueError(f"unknown Lean backend {name!r}; choose one of: {', '.join(BACKENDS)}")

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Literal
 
 Severity = Literal["error", "warning", "information"]
-Status = Literal["ok", "error", "timeout", "memory", "output_limit", "crashed", "invalid_input"]
+Status = Literal["ok", "error", "timeout", "memory", "output_limit", "crashed", "invalid_input", "refused"]
 """`ok`/`error`: Lean ran to the end and reported no error / some error. The others mean the
 check did not complete: a timeout, the memory cap, too much output, a crash of Lean itself,
-or input refused before Lean saw it (too large, not UTF-8, NUL bytes)."""
+input that cannot be Lean source (too large, not UTF-8, NUL bytes), or code the verification
+rules refuse to run at all (see verify.refused_constructs)."""
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 8192

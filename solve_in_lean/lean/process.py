@@ -1,0 +1,122 @@
+"""Run one Lean process with a hard timeout, a memory cap and an output cap.
+
+The process gets its own process group, so a timeout kills Lean and anything it started
+(`lake env lean` forks). Input goes through stdin: no temporary files to leave behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class RunResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    elapsed_s: float
+    timed_out: bool = False
+    output_capped: bool = False
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                return signal.Signals(-self.returncode).name
+            except ValueError:
+                return f"signal {-self.returncode}"
+        return None
+
+
+def _limit_prefix(memory_mb: int | None) -> tuple[list[str], object]:
+    """Command prefix (or preexec hook) that caps the address space of the child and its children."""
+    if not memory_mb:
+        return [], None
+    limit = memory_mb * 1024 * 1024
+    prlimit = shutil.which("prlimit")
+    if prlimit:
+        return [prlimit, f"--as={limit}", "--"], None
+
+    def set_limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return [], set_limit
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return  # already gone: nothing left to kill
+
+
+def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb: int | None,
+                max_output_bytes: int, cwd: str | None = None,
+                env: dict[str, str] | None = None) -> RunResult:
+    """Run `cmd`, feeding `stdin_text`; kill the whole process group on timeout or output cap."""
+    prefix, preexec = _limit_prefix(memory_mb)
+    start = time.perf_counter()
+    proc = subprocess.Popen(prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
+                            preexec_fn=preexec)  # type: ignore[arg-type]
+    out_chunks: list[bytes] = []
+    err_chunks: list[bytes] = []
+    capped = threading.Event()
+
+    def feed() -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(stdin_text.encode("utf-8"))
+            proc.stdin.close()
+        except BrokenPipeError:
+            return  # Lean exited (or was killed) before reading everything; its status says why
+
+    def drain(stream, chunks: list[bytes], cap: int) -> None:
+        total = 0
+        while block := stream.read(65536):
+            total += len(block)
+            if total > cap:
+                capped.set()
+                _kill_group(proc)
+                break
+            chunks.append(block)
+        stream.close()
+
+    threads = [threading.Thread(target=feed, daemon=True),
+               threading.Thread(target=drain, args=(proc.stdout, out_chunks, max_output_bytes), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, err_chunks, max_output_bytes), daemon=True)]
+    for t in threads:
+        t.start()
+    # Waiting on the reader threads (not Popen.wait with a timeout, which polls in up to 50 ms
+    # steps) returns as soon as Lean closes its output.
+    deadline = start + timeout_s
+    timed_out = False
+    try:
+        for t in threads[1:]:
+            t.join(timeout=max(0.0, deadline - time.perf_counter()))
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+            proc.wait()
+    for t in threads:
+        t.join(timeout=5)
+    return RunResult(
+        returncode=proc.returncode,
+        stdout=b"".join(out_chunks).decode("utf-8", errors="replace"),
+        stderr=b"".join(err_chunks).decode("utf-8", errors="replace"),
+        elapsed_s=time.perf_counter() - start,
+        timed_out=timed_out,
+        output_capped=capped.is_set(),
+    )

@@ -1,0 +1,81 @@
+"""Shared code of the backends that run one `lean --json --stdin` process per check."""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+
+from solve_in_lean.lean.base import CheckResult, LeanChecker, Message
+from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, parse_json_lines, uses_sorry
+from solve_in_lean.lean.process import RunResult, run_limited
+from solve_in_lean.lean.source import line_count
+
+_MEMORY_SIGNS = re.compile(r"out of memory|failed to create thread|std::bad_alloc|memory exhausted|"
+                           r"cannot allocate memory", re.IGNORECASE)
+
+
+def join_header(header: str | None, code: str) -> tuple[str, int]:
+    """The file Lean sees, and how many lines come before `code` in it."""
+    if not header:
+        return code, 0
+    sep = "" if header.endswith("\n") else "\n"
+    return header + sep + code, line_count(header)
+
+
+def interpret(run: RunResult, code: str, header_lines: int, timeout_s: float, memory_mb: int | None,
+              max_output_bytes: int) -> CheckResult:
+    """Decide the status of a finished Lean process and collect what it reported."""
+    messages, stray = parse_json_lines(run.stdout, header_lines=header_lines)
+    axioms = axioms_from_messages(messages)
+    result = CheckResult(status="ok", messages=messages, axioms=axioms,
+                         evals=eval_outputs(code, messages), sorry=uses_sorry(messages, axioms))
+    if run.timed_out:
+        result.status = "timeout"
+        result.detail = f"Lean did not finish within {timeout_s:g} s; the process was killed"
+    elif run.output_capped:
+        result.status = "output_limit"
+        result.detail = f"Lean printed more than {max_output_bytes:,} bytes; the process was killed"
+    elif _MEMORY_SIGNS.search(run.stderr) or (run.returncode not in (0, 1) and _MEMORY_SIGNS.search(run.stdout)):
+        result.status = "memory"
+        result.detail = f"Lean ran out of memory under the cap of {memory_mb} MB: {_first_line(run.stderr)}"
+    elif run.returncode not in (0, 1):
+        how = run.signal_name or f"exit status {run.returncode}"
+        result.status = "crashed"
+        result.detail = f"Lean crashed ({how}): {_first_line(run.stderr) or 'no error output'}"
+    elif run.returncode == 1 and not result.errors:
+        result.status = "crashed"
+        result.detail = f"Lean failed without reporting an error: {_first_line(run.stderr or ' '.join(stray))}"
+    elif result.errors:
+        result.status = "error"
+    if stray and result.completed:
+        # e.g. output an `#eval` wrote straight to stdout: keep it visible, never drop it
+        result.messages.append(Message("information", 1, 0, "\n".join(stray)))
+    return result
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0][:300] if lines else ""
+
+
+class ProcessChecker(LeanChecker):
+    """A backend that starts a fresh Lean process for every check."""
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The argv that runs Lean on stdin with JSON messages."""
+
+    def cwd(self) -> str | None:
+        return None
+
+    def env(self) -> dict[str, str] | None:
+        return None
+
+    def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
+        text, header_lines = join_header(header, code)
+        run = run_limited(self.command(), stdin_text=text, timeout_s=timeout_s,
+                          memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes,
+                          cwd=self.cwd(), env=self.env())
+        result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
+        result.lean_version = self.lean_version
+        return result
