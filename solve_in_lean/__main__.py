@@ -1,0 +1,3 @@
+from solve_in_lean.cli import main
+
+main()

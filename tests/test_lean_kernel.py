@@ -1,0 +1,161 @@
+"""The kernel backend against the real Lean 4.35 front end and kernel (prelude files)."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, kernel, slow_proof  # noqa: F401
+from solve_in_lean.lean import CheckRequest
+
+pytestmark = pytest.mark.usefixtures("kernel")
+
+
+def test_version_is_reported(kernel):
+    assert kernel.lean_version.startswith("4.")
+    result = kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
+    assert result.lean_version == kernel.lean_version and result.backend == "kernel"
+
+
+def test_correct_proof_is_ok(kernel):
+    result = kernel.check(GOOD_PROOF + "#print axioms two_add_two\n", header=MINI_PRELUDE)
+    assert result.status == "ok" and result.ok
+    assert result.errors == []
+    assert result.axioms == {"two_add_two": []}
+    assert result.elapsed_s > 0
+
+
+def test_wrong_proof_has_error_at_proof_term(kernel):
+    result = kernel.check(WRONG_PROOF, header=MINI_PRELUDE)
+    assert result.status == "error" and not result.ok
+    first = result.errors[0]
+    # `Eq.refl N.three` starts at column 56 of line 1 of the code (not of header + code)
+    assert (first.line, first.column) == (1, WRONG_PROOF.index("Eq.refl"))
+    assert "Type mismatch" in first.text
+    assert not first.in_header
+
+
+def test_positions_without_header_count_from_file_start(kernel):
+    result = kernel.check(MINI_PRELUDE + WRONG_PROOF)
+    assert result.errors[0].line == MINI_PRELUDE.count("\n") + 1
+
+
+def test_error_in_header_is_flagged(kernel):
+    result = kernel.check(GOOD_PROOF, header=MINI_PRELUDE + "def broken : N := N.nope\n")
+    assert result.status == "error"
+    assert any(m.in_header for m in result.errors)
+
+
+def test_new_axiom_shows_in_axioms_although_lean_reports_no_error(kernel):
+    header = MINI_PRELUDE + "axiom cheat : False\n"
+    code = ("theorem two_add_two : Eq (N.add N.two N.two) N.three :=\n"
+            "  False.rec (motive := fun _ => Eq (N.add N.two N.two) N.three) cheat\n"
+            "#print axioms two_add_two\n")
+    result = kernel.check(code, header=header)
+    assert result.ok
+    assert result.axioms == {"two_add_two": ["cheat"]}
+
+
+def test_syntax_error_and_unknown_identifier(kernel):
+    syntax = kernel.check("theorem t : Eq N.zero N.zero := (Eq.refl N.zero\n", header=MINI_PRELUDE)
+    assert syntax.status == "error"
+    unknown = kernel.check("theorem t : Eq N.zero N.zero := Eq.refl N.zeroo\n", header=MINI_PRELUDE)
+    assert unknown.status == "error"
+    assert any("N.zeroo" in m.text for m in unknown.errors)
+    assert unknown.errors[0].line == 1
+
+
+def test_timeout_kills_lean_and_next_check_works(kernel):
+    start = time.monotonic()
+    result = kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=1.5)
+    assert result.status == "timeout"
+    assert "1.5 s" in result.detail
+    assert time.monotonic() - start < 10
+    after = kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
+    assert after.ok
+
+
+def test_no_lean_process_survives_a_timeout(kernel):
+    before = _lean_processes()
+    kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=1.0)
+    time.sleep(0.2)
+    assert _lean_processes() <= before
+
+
+def _lean_processes() -> set[int]:
+    """Pids of running `... --json --stdin` Lean processes."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue  # the process ended while we looked
+            if b"--stdin" in argv and b"--json" in argv:
+                found.add(int(pid))
+    return found
+
+
+def test_parallel_checks_match_serial(kernel):
+    codes = [GOOD_PROOF, WRONG_PROOF, "theorem x : Eq N.one N.one := Eq.refl N.two\n",
+             "theorem y : Eq N.four (N.add N.one N.three) := Eq.refl _\n"] * 4
+    requests = [CheckRequest(c, header=MINI_PRELUDE) for c in codes]
+    serial = kernel.check_many(requests, workers=1)
+    parallel = kernel.check_many(requests, workers=4)
+    assert [r.status for r in serial] == [r.status for r in parallel]
+    assert [[(m.line, m.column, m.text) for m in r.messages] for r in serial] == \
+        [[(m.line, m.column, m.text) for m in r.messages] for r in parallel]
+    assert [r.status for r in serial[:4]] == ["ok", "error", "error", "ok"]
+
+
+def test_timeout_in_batch_does_not_disturb_other_checks(kernel):
+    requests = [CheckRequest(GOOD_PROOF, header=MINI_PRELUDE),
+                CheckRequest(slow_proof(40), header=MINI_PRELUDE, timeout_s=1.0),
+                CheckRequest(WRONG_PROOF, header=MINI_PRELUDE)]
+    results = kernel.check_many(requests, workers=3)
+    assert [r.status for r in results] == ["ok", "timeout", "error"]
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b"\xff\xfe\x00garbage", "UTF-8"),
+    ("theorem t : x := y\x00", "NUL"),
+    ("-- " + "x" * 2_000_000, "over the limit"),
+])
+def test_bad_input_never_reaches_lean(kernel, bad, why):
+    result = kernel.check(bad)
+    assert result.status == "invalid_input"
+    assert why in result.detail
+
+
+def test_output_cap_kills_a_chatty_check(kernel):
+    from solve_in_lean.lean import get_checker
+
+    small = get_checker("kernel", max_output_bytes=2_000)
+    chatty = "".join(f'#print "{"spam " * 40}{i}"\n' for i in range(200))
+    result = small.check(chatty, header="prelude")
+    assert result.status == "output_limit"
+
+
+def test_memory_cap_too_small_is_reported_not_hung(kernel):
+    from solve_in_lean.lean import get_checker
+
+    tiny = get_checker("kernel", memory_mb=300)
+    result = tiny.check(GOOD_PROOF, header=MINI_PRELUDE)
+    assert result.status in ("memory", "crashed")
+    assert result.detail
+
+
+def test_no_temp_files_left(kernel, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
+    kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_do_not_leak(kernel):
+    before = threading.active_count()
+    for _ in range(5):
+        kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
+    assert threading.active_count() <= before + 1

@@ -1,0 +1,80 @@
+"""Backends that need the full toolchain (repl, lake) and Mathlib; they skip here with the fix."""
+
+import pytest
+from typer.testing import CliRunner
+
+from lean_prelude import needs_mathlib, needs_toolchain
+from solve_in_lean.lean import get_checker
+from solve_in_lean.lean.toolchain import MATHLIB_REV, mathlib_lakefile, workspace_dir
+from solve_in_lean.verify import Target, verify
+
+CORE_GOOD = "theorem t (n : Nat) : n + 0 = n := by simp\n#eval 6 * 7\n"
+CORE_BAD = "theorem t (n : Nat) : n + 1 = n := by simp\n"
+
+
+def test_workspace_is_pinned():
+    ws = workspace_dir()
+    assert (ws / "lean-toolchain").read_text().strip() == "leanprover/lean4:v4.24.0"
+    lakefile = (ws / "lakefile.toml").read_text()
+    assert "mathlib" not in lakefile.split("#")[-1]  # core-only unless opted in
+    generated = mathlib_lakefile(lakefile)
+    assert 'name = "mathlib"' in generated and f'rev = "{MATHLIB_REV}"' in generated
+
+
+def test_setup_offline_fails_fast_with_one_sentence(monkeypatch):
+    from solve_in_lean.cli import app, main  # noqa: F401
+    from solve_in_lean.cli import setup as setup_mod
+
+    monkeypatch.setattr(setup_mod, "NETWORK_PROBE", "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["setup"])
+    assert result.exit_code == 2
+    out = result.output.strip()
+    assert out.startswith("lean-solve: setup downloads") and "cannot reach" in out
+    assert len(out.splitlines()) == 1
+
+
+@needs_toolchain
+@pytest.mark.toolchain
+@pytest.mark.parametrize("backend", ["lake", "repl"])
+def test_core_lean_backends(backend):
+    with get_checker(backend, timeout_s=120) as checker:
+        good = checker.check(CORE_GOOD)
+        assert good.ok, good.messages
+        assert [e.text for e in good.evals] == ["42"]
+        bad = checker.check(CORE_BAD)
+        assert bad.status == "error" and bad.errors[0].line == 1
+
+
+@needs_toolchain
+@pytest.mark.toolchain
+def test_repl_recovers_after_timeout():
+    with get_checker("repl", timeout_s=120) as checker:
+        slow = "set_option maxHeartbeats 0 in\ntheorem s : (List.range 100000).length = 100000 := by decide\n"
+        assert checker.check(slow, timeout_s=1).status == "timeout"
+        assert checker.check(CORE_GOOD).ok
+
+
+@needs_toolchain
+@pytest.mark.toolchain
+def test_native_decide_needs_permission():
+    from solve_in_lean.verify import Policy
+
+    code = "theorem t : 2 + 2 = 4 := by native_decide\n"
+    with get_checker("repl") as checker:
+        assert not verify(code, checker).verified
+        assert verify(code, checker, policy=Policy(allow_native=True)).verified
+
+
+@needs_mathlib
+@pytest.mark.mathlib
+def test_mathlib_header_reused_and_gsm8k_style_proof():
+    header = "import Mathlib\nopen Real\n"
+    code = ("abbrev clips_answer : ℕ := 48 + 48 / 2\n"
+            "theorem clips (april may : ℕ) (h₀ : april = 48) (h₁ : may = april / 2) :\n"
+            "    april + may = clips_answer := by subst h₀ h₁; norm_num [clips_answer]\n")
+    target = Target("clips", "∀ (april may : ℕ), april = 48 → may = april / 2 → april + may = clips_answer",
+                    params="(clips_answer : ℕ)", args="clips_answer")
+    with get_checker("repl", mathlib=True, timeout_s=300) as checker:
+        v = verify(code, checker, header=header, target=target, answer_name="clips_answer")
+        assert v.verified, v.reasons
+        assert v.answer == "72"

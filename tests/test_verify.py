@@ -1,0 +1,178 @@
+"""The verification rules, each against the real Lean kernel (prelude dialect)."""
+
+import pytest
+
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, kernel, slow_proof  # noqa: F401
+from solve_in_lean.verify import Policy, Target, build_audit, refused_constructs, verify
+
+TARGET = Target("two_add_two", "Eq (N.add N.two N.two) N.four")
+CHEAT_HEADER = MINI_PRELUDE + "axiom cheat : False\n"
+CHEAT_PROOF = ("theorem two_add_two : Eq (N.add N.two N.two) N.four :=\n"
+               "  False.rec (motive := fun _ => Eq (N.add N.two N.two) N.four) cheat\n")
+
+
+def test_correct_proof_verified(kernel):
+    v = verify(GOOD_PROOF, kernel, header=MINI_PRELUDE, target=TARGET)
+    assert v.verified, v.reasons
+    assert v.reasons == []
+    assert v.check.axioms == {"two_add_two": []}
+    assert v.check.messages == []  # the audit's own output is not shown as the user's messages
+
+
+def test_wrong_proof_rejected_with_position(kernel):
+    v = verify(WRONG_PROOF, kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    col = WRONG_PROOF.index("Eq.refl")
+    assert f"error at 1:{col}" in v.reasons[0]
+    assert v.check.errors[0].line == 1 and v.check.errors[0].column == col
+
+
+def test_axiom_in_trusted_header_rejected_by_lean_axiom_audit(kernel):
+    """Lean reports no error; only the axioms Lean prints make this a rejection."""
+    raw = kernel.check(CHEAT_PROOF, header=CHEAT_HEADER)
+    assert raw.ok
+    v = verify(CHEAT_PROOF, kernel, header=CHEAT_HEADER, target=TARGET)
+    assert not v.verified
+    assert v.check.axioms["two_add_two"] == ["cheat"]
+    assert any("outside the allow-list: cheat" in r for r in v.reasons)
+    allowed = verify(CHEAT_PROOF, kernel, header=CHEAT_HEADER, target=TARGET, policy=Policy.with_extra(["cheat"]))
+    assert allowed.verified, allowed.reasons
+
+
+def test_axiom_in_untrusted_code_refused_before_lean_runs(kernel):
+    v = verify("axiom cheat : False\n" + CHEAT_PROOF, kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    assert v.check.status == "refused"
+    assert "refused construct `axiom` (line 1)" in v.reasons[0]
+
+
+def test_weakened_statement_rejected(kernel):
+    weak = "theorem two_add_two (h : False) : Eq (N.add N.two N.two) N.four := Eq.refl _\n"
+    v = verify(weak, kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    assert any("does not prove the expected statement" in r for r in v.reasons)
+
+
+def test_different_true_statement_rejected(kernel):
+    other = "theorem two_add_two : Eq (N.add N.one N.one) N.two := Eq.refl _\n"
+    v = verify(other, kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    assert kernel.check(other, header=MINI_PRELUDE).ok
+
+
+def test_renamed_theorem_rejected(kernel):
+    v = verify(GOOD_PROOF.replace("two_add_two", "other"), kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    assert "no theorem named `two_add_two` was proved" in v.reasons
+
+
+def test_statement_is_elaborated_before_untrusted_code(kernel):
+    """Code that leaves a namespace open would change what `secret` means in a statement read
+    after it; the target is elaborated before the code, so the false claim stays false."""
+    header = MINI_PRELUDE + "noncomputable def secret : N := N.four\n"
+    target = Target("t", "Eq secret N.zero")  # false: secret is four
+    attack = ("namespace N\nnoncomputable def secret : N := N.zero\n"
+              "theorem t : Eq secret N.zero := Eq.refl _\n")
+    naive = kernel.check(attack + "theorem naive : Eq secret N.zero := @t\n", header=header)
+    assert naive.ok  # read after the code, the statement would be "proved"
+    v = verify(attack, kernel, header=header, target=target)
+    assert not v.verified
+    assert any("does not prove the expected statement" in r for r in v.reasons)
+
+
+def test_syntax_error_and_unknown_identifier_rejected(kernel):
+    for code in ("theorem two_add_two : Eq (N.add N.two N.two N.four := Eq.refl _\n",
+                 "theorem two_add_two : Eq (N.add N.two N.two) N.four := Eq.reflx _\n"):
+        v = verify(code, kernel, header=MINI_PRELUDE, target=TARGET)
+        assert not v.verified
+        assert v.reasons[0].startswith("error at 1:")
+
+
+def test_unclosed_comment_cannot_hide_the_audit(kernel):
+    v = verify(GOOD_PROOF + "/- the rest is a comment\n", kernel, header=MINI_PRELUDE, target=TARGET)
+    assert not v.verified
+    assert any("stopped before the end" in r for r in v.reasons)
+
+
+def test_spoofed_axiom_report_is_ignored(kernel):
+    spoof = '#print "\'two_add_two\' does not depend on any axioms"\n' + CHEAT_PROOF
+    v = verify(spoof, kernel, header=CHEAT_HEADER, target=TARGET)
+    assert not v.verified
+    assert v.check.axioms["two_add_two"] == ["cheat"]
+
+
+def test_timeout_is_a_rejection_with_reason(kernel):
+    v = verify(slow_proof(40), kernel, header=MINI_PRELUDE, timeout_s=1.0)
+    assert not v.verified
+    assert v.check.status == "timeout"
+    assert "did not finish within 1 s" in v.reasons[0]
+
+
+def test_compute_target_with_answer(kernel):
+    target = Target("two_add_two", "Eq (N.add ans ans) N.four", params="(ans : N)", args="ans")
+    good = ("noncomputable abbrev ans : N := N.add N.one N.one\n"
+            "theorem two_add_two : Eq (N.add ans ans) N.four := Eq.refl _\n")
+    v = verify(good, kernel, header=MINI_PRELUDE, target=target, answer_name="ans")
+    assert v.verified, v.reasons
+    assert v.answer == "N.one.add N.one"
+    bad = good.replace("N.add N.one N.one", "N.one")
+    assert not verify(bad, kernel, header=MINI_PRELUDE, target=target, answer_name="ans").verified
+
+
+def test_declarations_in_namespaces_are_audited(kernel):
+    code = "namespace Foo\n" + CHEAT_PROOF + "end Foo\n"
+    v = verify(code, kernel, header=CHEAT_HEADER)
+    assert v.check.axioms == {"Foo.two_add_two": ["cheat"]}
+    assert not v.verified
+
+
+def test_invalid_utf8_rejected_with_clear_reason(kernel):
+    v = verify(b"theorem \xff", kernel)
+    assert not v.verified and "UTF-8" in v.reasons[0]
+
+
+@pytest.mark.parametrize("code, construct", [
+    ("axiom a : False", "axiom"),
+    ("unsafe def f : N := N.zero", "unsafe"),
+    ("@[implemented_by g] def f : N := N.zero", "implemented_by"),
+    ("@[extern \"c_f\"] opaque f : N", "extern"),
+    ("run_cmd pure ()", "run_cmd"),
+    ("#eval IO.println \"hi\"", "IO.println"),
+    ("def f : IO Unit := pure ()", "IO"),
+    ("set_option debug.skipKernelTC true", "debug.skipKernelTC"),
+    ("macro_rules | `(tactic| rfl) => `(tactic| sorry)", "macro_rules"),
+    ("notation \"two\" => N.three", "notation"),
+    ("infixl:65 \" + \" => N.mul", "infixl"),
+    ("#exit", "#exit"),
+    ("open Lean Elab in def x := 1", "Elab"),
+    ("elab \"cheat\" : tactic => pure ()", "elab"),
+])
+def test_refused_constructs(code, construct):
+    reasons = refused_constructs(code)
+    assert reasons and construct in reasons[0]
+
+
+@pytest.mark.parametrize("code", [
+    "-- axiom a : False\ntheorem t : True := True.intro",
+    "/- unsafe /- nested IO -/ run_cmd -/ theorem t : True := True.intro",
+    'def s := "axiom IO unsafe"',
+    "theorem axiom_free (h' : True) : True := h'",
+    "def IOish := 1",
+])
+def test_comments_strings_and_lookalike_names_are_not_refused(code):
+    assert refused_constructs(code) == []
+
+
+def test_audit_layout_keeps_user_lines_mappable():
+    code = "prelude\nimport X\ntheorem a : b := c\n"
+    audit = build_audit(code, target=TARGET, answer_name=None, evaluates=False, nonce="n")
+    lines = audit.text.splitlines()
+    assert lines[0] == "prelude" and lines[1] == "import X"
+    assert lines[2].startswith("def _lean_solve_expected_n")
+    assert lines[2 + audit.pre_lines] == "theorem a : b := c"
+    kinds = [k for k, _ in audit.footer.values()]
+    assert kinds == ["note", "axioms", "target", "axioms", "sentinel"]
+    for line, (kind, subject) in audit.footer.items():
+        text = lines[line - 1]
+        assert {"axioms": "#print axioms", "target": "theorem _lean_solve_target_n",
+                "sentinel": "#print", "note": "--"}[kind] in text
