@@ -1,0 +1,151 @@
+"""Reading Lean theorem statements as text: name, binders, conclusion.
+
+Enough of Lean's surface syntax to take `theorem NAME BINDERS : TYPE := PROOF` apart, so a
+statement can be turned into a proposition (`∀ BINDERS, TYPE`) that Lean elaborates on its
+own, before and independently of any proof. Lean itself decides whether that proposition
+means anything; this module only cuts text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_OPEN = {"(": ")", "{": "}", "[": "]", "⦃": "⦄", "⟨": "⟩"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+_DECL = re.compile(r"(?m)^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:(?:private|protected|noncomputable)[ \t]+)*"
+                   r"(theorem|lemma|example)\b[ \t]*")
+
+
+class StatementError(ValueError):
+    """The text does not contain a theorem statement we can take apart."""
+
+
+@dataclass(frozen=True)
+class TheoremParts:
+    keyword: str     # theorem | lemma | example
+    name: str        # "" for example
+    binders: str     # "(x : ℕ) (h₀ : x = 2)", possibly empty
+    conclusion: str  # "x + 1 = 3"
+    start: int       # offset of the keyword in the source text
+    end: int         # offset just after the conclusion (where `:=` starts, or end of text)
+
+    def proposition(self) -> str:
+        """The statement as one proposition: `∀ binders, conclusion`."""
+        if not self.binders:
+            return self.conclusion
+        return f"∀ {self.binders}, {self.conclusion}"
+
+    def header_text(self, name: str | None = None) -> str:
+        """`theorem NAME BINDERS : CONCLUSION` without a proof, optionally renamed."""
+        parts = [self.keyword, name if name is not None else self.name, self.binders, ":", self.conclusion]
+        return " ".join(p for p in parts if p)
+
+
+def _skip_comment(text: str, i: int) -> int:
+    if text.startswith("--", i):
+        j = text.find("\n", i)
+        return len(text) if j < 0 else j
+    if text.startswith("/-", i):
+        depth, j = 1, i + 2
+        while j < len(text) and depth:
+            if text.startswith("/-", j):
+                depth, j = depth + 1, j + 2
+            elif text.startswith("-/", j):
+                depth, j = depth - 1, j + 2
+            else:
+                j += 1
+        return j
+    return i
+
+
+def _scan_top_level(text: str, start: int, stop_tokens: tuple[str, ...]) -> tuple[int, str | None]:
+    """First offset >= start where one of `stop_tokens` occurs outside brackets and comments."""
+    depth: list[str] = []
+    i = start
+    while i < len(text):
+        j = _skip_comment(text, i)
+        if j != i:
+            i = j
+            continue
+        c = text[i]
+        if c == '"':
+            k = i + 1
+            while k < len(text) and text[k] != '"':
+                k += 2 if text[k] == "\\" else 1
+            i = k + 1
+            continue
+        if c in _OPEN:
+            depth.append(c)
+        elif c in _CLOSE:
+            if depth and depth[-1] == _CLOSE[c]:
+                depth.pop()
+        elif not depth:
+            for tok in stop_tokens:
+                if text.startswith(tok, i):
+                    return i, tok
+        i += 1
+    return len(text), None
+
+
+def parse_theorem(text: str, name: str | None = None) -> TheoremParts:
+    """Find the theorem called `name` (else the last theorem/lemma/example) and split it."""
+    matches = list(_DECL.finditer(text))
+    if not matches:
+        raise StatementError("no `theorem`, `lemma` or `example` in the text")
+    chosen = None
+    for m in matches:
+        decl_name = "" if m.group(1) == "example" else re.match(r"[^\s:({\[⦃]*", text[m.end():]).group(0)
+        if name is None or decl_name == name:
+            chosen = (m, decl_name)
+    if chosen is None:
+        raise StatementError(f"no theorem named `{name}` in the text")
+    m, decl_name = chosen
+    after_name = m.end() + len(decl_name)
+    colon, tok = _scan_top_level(text, after_name, (":=", ":"))
+    if tok != ":":
+        raise StatementError(f"theorem `{decl_name}` has no `:` before its statement")
+    binders = " ".join(text[after_name:colon].split())
+    end, _ = _scan_top_level(text, colon + 1, (":=", "\ntheorem", "\nlemma", "\nexample", "\ndef ",
+                                               "\nabbrev ", "\n#"))
+    conclusion = " ".join(text[colon + 1:end].split())
+    if not conclusion:
+        raise StatementError(f"theorem `{decl_name}` has an empty statement")
+    return TheoremParts(m.group(1), decl_name, binders, conclusion, m.start(), end)
+
+
+_ABBREV = re.compile(r"(?m)^[ \t]*(?:noncomputable[ \t]+)?(?:abbrev|def)[ \t]+([^\s:(]+)[ \t]*:[ \t]*(.+?)[ \t]*:=")
+
+
+def find_answer_def(text: str) -> tuple[str, str] | None:
+    """The `abbrev NAME : TYPE := ...` of a compute statement, as (name, type)."""
+    for m in _ABBREV.finditer(text):
+        if m.group(1).endswith("answer"):
+            return m.group(1), m.group(2).strip()
+    return None
+
+
+def normalize_statement(prop: str) -> str:
+    """A key equal for statements that differ only in whitespace and bound-variable names.
+
+    Binder names introduced in `(x y : T)`-style groups, `∀ x,`, `∃ x,` and `fun x =>` are
+    renamed to v0, v1, ... in order of appearance; other names are kept.
+    """
+    text = " ".join(prop.split())
+    bound: list[str] = []
+    for m in re.finditer(r"[(\{\[⦃]\s*([^():\{\}\[\]⦃⦄]+?)\s*:", text):
+        bound += [b for b in m.group(1).split() if _is_ident(b)]
+    for m in re.finditer(r"(?:∀|∃|∃!|fun|λ)\s+([^,:=]+?)\s*(?:,|:|=>)", text):
+        bound += [b for b in m.group(1).replace("(", " ").replace(")", " ").split() if _is_ident(b)]
+    mapping: dict[str, str] = {}
+    for b in bound:
+        mapping.setdefault(b, f"v{len(mapping)}")
+    if not mapping:
+        return text
+    pattern = re.compile(r"(?<![\w.'₀-₉])(" + "|".join(sorted(map(re.escape, mapping), key=len, reverse=True))
+                         + r")(?![\w'₀-₉])")
+    return pattern.sub(lambda mm: mapping[mm.group(1)], text)
+
+
+def _is_ident(s: str) -> bool:
+    return bool(re.fullmatch(r"[^\W\d][\w'₀-₉!?]*", s)) and s not in {"_"}
