@@ -331,3 +331,29 @@ def _short(text: str, limit: int = 200) -> str:
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    code: str | bytes
+    header: str | None = None
+    target: Target | None = None
+    answer_name: str | None = None
+
+
+def verify_many(requests: list[VerifyRequest], checker: LeanChecker, *, policy: Policy | None = None,
+                timeout_s: float | None = None, workers: int | None = None) -> list[Verdict]:
+    """`verify` for many pieces of code in parallel (the checker's worker count); input order kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from solve_in_lean.lean.base import default_workers
+
+    def one(r: VerifyRequest) -> Verdict:
+        return verify(r.code, checker, header=r.header, target=r.target, answer_name=r.answer_name,
+                      policy=policy, timeout_s=timeout_s)
+
+    n = max(1, workers or checker.workers or default_workers())
+    if n == 1 or len(requests) <= 1:
+        return [one(r) for r in requests]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, requests))

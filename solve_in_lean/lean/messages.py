@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from solve_in_lean.lean.base import EvalOutput, Message, Severity
 
-_SEVERITIES: dict[str, Severity] = {"error": "error", "warning": "warning",
+_SEVERITIES: dict[str, Severity] = {"error": "error", "warning": "warning", "trace": "information",
                                     "information": "information", "info": "information"}
 
 _AXIOMS = re.compile(r"^'(?P<name>.+)' depends on axioms: \[(?P<axioms>.*)\]\s*$", re.DOTALL)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from solve_in_lean.lean.base import CheckResult, LeanChecker, LeanUnavailable, Message
 from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, message_from_json, uses_sorry
@@ -123,6 +124,69 @@ class ReplChecker(LeanChecker):
                              lean_version=self.lean_version)
         return result
 
+    @contextmanager
+    def tactic_session(self, header: str | None = None, timeout_s: float | None = None) -> Iterator["TacticSession"]:
+        """A TacticSession on one server, with `header` elaborated, for step-wise proof search."""
+        timeout = timeout_s or self.timeout_s
+        worker = self._acquire()
+        try:
+            env = None
+            if header:
+                env, msgs = self._env_for(worker, header, timeout)
+                if env is None:
+                    raise LeanUnavailable(f"the header does not elaborate: {msgs[0].text if msgs else ''}")
+            yield TacticSession(self, worker, env, timeout)
+        finally:
+            self._idle.put(worker)
+
     def close(self) -> None:
         while not self._idle.empty():
             self._idle.get().server.kill()
+
+
+@dataclass
+class StepResult:
+    state: int | None
+    goals: list[str]
+    status: str
+    """`completed` (no goals left), `open` (goals remain) or `error` (the tactic failed)."""
+    error: str = ""
+
+
+class TacticSession:
+    """Proof states of one REPL server: start a theorem, apply tactics, read goals.
+
+    Proof states live inside one Lean process, so a session keeps its server for its whole life.
+    """
+
+    def __init__(self, checker: "ReplChecker", worker: _Worker, env: int | None, timeout_s: float) -> None:
+        self._checker, self._worker, self._env, self.timeout_s = checker, worker, env, timeout_s
+        self._li = checker._li
+
+    def start(self, theorem: str) -> StepResult:
+        """Elaborate `theorem ... := by sorry` and return the proof state at the `sorry`."""
+        resp = self._worker.server.run(self._li.Command(cmd=f"{theorem} := by sorry", env=self._env),
+                                       timeout=self.timeout_s)
+        if isinstance(resp, self._li.LeanError):
+            return StepResult(None, [], "error", resp.message)
+        errors = [m.data for m in resp.messages if m.severity == "error"]
+        if errors or not resp.sorries:
+            return StepResult(None, [], "error", errors[0] if errors else "the statement opened no goal")
+        sorry = resp.sorries[0]
+        return StepResult(sorry.proof_state, [sorry.goal], "open")
+
+    def step(self, state: int, tactic: str) -> StepResult:
+        try:
+            resp = self._worker.server.run(self._li.ProofStep(proof_state=state, tactic=tactic),
+                                           timeout=self.timeout_s)
+        except TimeoutError:
+            self._worker.headers.clear()
+            return StepResult(None, [], "error", f"the tactic did not finish within {self.timeout_s:g} s")
+        if isinstance(resp, self._li.LeanError):
+            return StepResult(None, [], "error", resp.message)
+        errors = [m.data for m in resp.messages if m.severity == "error"]
+        if errors or resp.proof_status.startswith("Error"):
+            return StepResult(None, [], "error", errors[0] if errors else resp.proof_status)
+        done = not resp.goals and resp.proof_status.startswith("Completed")
+        return StepResult(resp.proof_state, list(resp.goals), "completed" if done else "open")
+

@@ -1,0 +1,130 @@
+"""Step-wise proving: best-first search over tactic states, as InternLM-Math's step prover.
+
+Each node is a proof state reached by a list of tactics; its priority is the summed
+log-probability the model gave those tactics. The search expands the most likely node: the
+model proposes tactics for its goals, the REPL applies them, and new states join the queue.
+A budget in expansions and seconds bounds it. A found proof is then checked whole, under
+the verification rules, like any other proof.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Generic, Hashable, Protocol, TypeVar
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Step(Generic[S]):
+    """What applying one tactic gave: a new state, whether it closes the proof, or an error."""
+
+    state: S | None
+    goals: tuple[str, ...]
+    done: bool
+    error: str = ""
+
+
+@dataclass
+class SearchResult:
+    tactics: list[str] | None
+    """The tactics of a complete proof, in order; None when none was found."""
+    expansions: int
+    elapsed_s: float
+    stopped_by: str
+    """`proof`, `expansions`, `seconds` or `exhausted` (no state left to expand)."""
+    tried: int = 0
+
+
+@dataclass(order=True)
+class _Node(Generic[S]):
+    priority: float
+    order: int
+    state: S = field(compare=False)
+    goals: tuple[str, ...] = field(compare=False)
+    tactics: tuple[str, ...] = field(compare=False)
+    score: float = field(compare=False)
+
+
+def best_first(start: S, goals: tuple[str, ...], *,
+               propose: Callable[[tuple[str, ...], tuple[str, ...]], list[tuple[str, float]]],
+               apply: Callable[[S, str], Step[S]], max_expansions: int = 64, max_seconds: float = 300.0,
+               key: Callable[[tuple[str, ...]], Hashable] = lambda g: g) -> SearchResult:
+    """Search from `start`. `propose(goals, tactics_so_far)` gives (tactic, logprob) candidates;
+    `apply(state, tactic)` runs one. States with goals already seen are not expanded twice."""
+    t0 = time.monotonic()
+    counter = itertools.count()
+    queue: list[_Node[S]] = [_Node(0.0, next(counter), start, goals, (), 0.0)]
+    seen = {key(goals)}
+    expansions = tried = 0
+    while queue:
+        if expansions >= max_expansions:
+            return SearchResult(None, expansions, time.monotonic() - t0, "expansions", tried)
+        if time.monotonic() - t0 >= max_seconds:
+            return SearchResult(None, expansions, time.monotonic() - t0, "seconds", tried)
+        node = heapq.heappop(queue)
+        expansions += 1
+        for tactic, logprob in propose(node.goals, node.tactics):
+            tried += 1
+            step = apply(node.state, tactic)
+            if step.error or step.state is None and not step.done:
+                continue
+            tactics = node.tactics + (tactic,)
+            if step.done:
+                return SearchResult(list(tactics), expansions, time.monotonic() - t0, "proof", tried)
+            k = key(step.goals)
+            if k in seen:
+                continue
+            seen.add(k)
+            score = node.score + logprob
+            heapq.heappush(queue, _Node(-score, next(counter), step.state, step.goals, tactics, score))
+    return SearchResult(None, expansions, time.monotonic() - t0, "exhausted", tried)
+
+
+class _Session(Protocol):
+    def start(self, theorem: str): ...  # noqa: E704
+    def step(self, state: int, tactic: str): ...  # noqa: E704
+
+
+def model_proposer(generator, params, *, n: int = 8):  # type: ignore[no-untyped-def]
+    """`propose` for best_first from a generator: n sampled tactics per goal list, deduplicated,
+    each with its log-probability (0 when the backend gives none)."""
+    from solve_in_lean.models.prompts import get_prompt
+
+    template = get_prompt("tactic")
+
+    def propose(goals: tuple[str, ...], tactics: tuple[str, ...]) -> list[tuple[str, float]]:
+        prompt = template.render(goals="\n\n".join(goals), tactics="\n".join(tactics) or "(none yet)")
+        completions = generator.generate([prompt], replace(params, n=n))[0]
+        best: dict[str, float] = {}
+        for c in completions:
+            tactic = c.text.strip().split("\n")[0].strip().strip("`")
+            if tactic and not c.error:
+                lp = c.logprob if c.logprob is not None else 0.0
+                best[tactic] = max(best.get(tactic, float("-inf")), lp)
+        return sorted(best.items(), key=lambda kv: -kv[1])
+
+    return propose
+
+
+def prove_stepwise(theorem: str, session: _Session, propose, *, max_expansions: int = 64,  # type: ignore[no-untyped-def]
+                   max_seconds: float = 300.0) -> tuple[str | None, SearchResult]:
+    """Search a tactic proof of `theorem` (text up to `:=`) in a REPL tactic session.
+    Returns the whole proof text (`theorem ... := by` + tactics) and the search record."""
+    first = session.start(theorem)
+    if first.status == "error" or first.state is None:
+        return None, SearchResult(None, 0, 0.0, f"start failed: {first.error}")
+
+    def apply(state: int, tactic: str) -> Step[int]:
+        r = session.step(state, tactic)
+        return Step(r.state, tuple(r.goals), r.status == "completed", r.error)
+
+    result = best_first(first.state, tuple(first.goals), propose=propose, apply=apply,
+                        max_expansions=max_expansions, max_seconds=max_seconds)
+    if result.tactics is None:
+        return None, result
+    body = "\n".join(f"  {t}" for t in result.tactics)
+    return f"{theorem} := by\n{body}\n", result
