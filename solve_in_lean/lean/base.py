@@ -163,8 +163,13 @@ class LeanChecker(ABC):
 
     def check_many(self, requests: Iterable[CheckRequest | str], *, workers: int | None = None,
                    progress: bool = False) -> list[CheckResult]:
-        """Check many pieces of code in parallel; results come back in input order."""
-        reqs = [r if isinstance(r, CheckRequest) else CheckRequest(r) for r in requests]
+        """Check many pieces of code in parallel; results come back in input order.
+
+        A request is a CheckRequest, a bare code string, or any object with `code`, `header`
+        and `timeout_s` attributes (so callers such as `autoformalize` need not import ours).
+        """
+        reqs = [r if isinstance(r, CheckRequest) else CheckRequest(r) if isinstance(r, (str, bytes))
+                else CheckRequest(r.code, r.header, r.timeout_s) for r in requests]
         n_workers = max(1, workers or self.workers or default_workers())
         if n_workers == 1 or len(reqs) <= 1:
             return [self.check(r.code, header=r.header, timeout_s=r.timeout_s) for r in reqs]
