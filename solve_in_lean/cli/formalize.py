@@ -1,0 +1,207 @@
+"""`lean-solve formalize`: English -> Lean statements, one problem or a resumable JSONL batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from solve_in_lean.cli import app
+from solve_in_lean.cli.common import EXIT_OK, EXIT_REJECTED, fail, load_settings_or_fail, make_checker, print_json
+
+TEXT_FIELDS = ("question", "problem", "informal_statement")
+SAMPLING_TEMPERATURE = 0.8
+"""Used when several samples are asked for and the config samples greedily (k equal samples are useless)."""
+
+
+def read_problems(path: str | Path) -> list[dict[str, Any]]:
+    """Problems of a JSONL file: id, text (question | problem | informal_statement), dataset, kind."""
+    from solve_in_lean.records import read_jsonl
+
+    path = Path(path)
+    problems, seen = [], set()
+    for n, row in enumerate(read_jsonl(path, strict=True), start=1):
+        text = next((row[f] for f in TEXT_FIELDS if isinstance(row.get(f), str) and row[f].strip()), None)
+        if text is None:
+            raise ValueError(f"{path}: problem {n} has none of the fields {', '.join(TEXT_FIELDS)}")
+        pid = str(row.get("id", row.get("name", f"{path.stem}-{n}")))
+        if pid in seen:
+            raise ValueError(f"{path}: id {pid!r} appears twice; ids must be unique for resuming")
+        seen.add(pid)
+        kind = row.get("kind")
+        if kind not in (None, "compute", "prove"):
+            raise ValueError(f"{path}: problem {pid!r} has kind {kind!r}; expected compute or prove")
+        problems.append({"id": pid, "text": text, "dataset": str(row.get("dataset") or path.stem), "kind": kind})
+    return problems
+
+
+def formalize_batch(problems: list[dict[str, Any]], output: str | Path, generator: Any, checker: Any, *,
+                    params: Any, progress: bool | None = None, **options: Any) -> tuple[int, int]:
+    """Formalize every problem not yet in `output`, appending one record per finished problem.
+
+    A killed run loses at most the problem in flight; rerunning skips what is done.
+    Returns (problems already done, problems done now). `options` go to `formalize`.
+    """
+    from autoformalize.formalize import formalize
+    from solve_in_lean.progress import track
+    from solve_in_lean.records import ResultStore
+
+    store = ResultStore(output)
+    before = sum(1 for p in problems if p["id"] in store)
+    todo = [p for p in problems if p["id"] not in store]
+    for p in track(todo, total=len(todo), description="formalizing", enabled=progress):
+        result = formalize(p["text"], generator, checker, params=params, id=p["id"], kind=p.get("kind"), **options)
+        store.add({**result.to_dict(), "dataset": p.get("dataset", "default")})
+    return before, len(todo)
+
+
+def _model(settings: Any, model_backend: str | None, model: str | None, options: list[str]) -> tuple[Any, Any]:
+    """(ModelConfig, generator) from config and flags, or a clear exit 2 saying how to get a model."""
+    from solve_in_lean.models import GenerationError, ModelConfig, generator_from_config, parse_options
+
+    try:
+        cfg = ModelConfig.from_dict(settings.model).with_overrides(
+            backend=model_backend, model=model, options=parse_options(options) or None)
+    except ValueError as e:
+        fail(f"bad model settings: {e}")
+    try:
+        return cfg, generator_from_config(cfg)
+    except GenerationError as e:
+        fail(_no_model(cfg, e))
+
+
+def _no_model(cfg: Any, error: Exception) -> str:
+    """Which model is missing and how to get one, in two sentences."""
+    what = f"no model available ({cfg.backend} backend, model {cfg.model!r}: {str(error).rstrip('.')})."
+    if cfg.backend == "http":
+        return f"{what} Start an OpenAI-compatible server (`vllm serve MODEL`, or `python -m solve_in_lean.models.serve`) or set --model-option base_url=URL."
+    if cfg.model.startswith(("/", ".", "~")) or Path(cfg.model).expanduser().exists():
+        return f"{what} Pass --model with a folder holding a model saved by `save_pretrained`."
+    return (f"{what} Download it where there is internet (`huggingface-cli download {cfg.model}`) "
+            "or pass --model PATH to a local model folder.")
+
+
+def _header(path: str | None) -> str:
+    from autoformalize.formalize import DEFAULT_HEADER
+
+    if path is None:
+        return DEFAULT_HEADER
+    p = Path(path)
+    if not p.is_file():
+        fail(f"{path}: no such header file")
+    return p.read_text(encoding="utf-8")
+
+
+def _check_header(checker: Any, header: str) -> None:
+    """Fail early when the header itself does not elaborate: no statement could, whatever the model."""
+    res = checker.check("", header=header)
+    if not res.ok:
+        why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
+        fail(f"the header does not elaborate with the {res.backend or 'chosen'} Lean backend ({why}); "
+             "use a backend with Mathlib (`lean-solve setup --mathlib`) or pass --header FILE")
+
+
+@app.command()
+def formalize(
+    text: Optional[str] = typer.Argument(None, help="The problem in English (or use --input)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL of problems: id and question|problem|informal_statement."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="JSONL of results; a rerun resumes it."),
+    k: int = typer.Option(8, "-k", "--samples", help="Samples from the model per problem."),
+    rounds: int = typer.Option(2, "--rounds", help="Repair rounds with Lean's error messages."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="compute | prove (default: guessed from the text)."),
+    judge: bool = typer.Option(True, "--judge/--no-judge", help="Ask the model whether the back-translation matches."),
+    header: Optional[str] = typer.Option(None, "--header", help="File with the imports/opens (default: Mathlib)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Lean backend: repl | lake | kernel | auto"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per Lean check."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name or local folder."),
+    model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
+    model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help=f"Sampling temperature (default: config's, {SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Tokens per completion."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
+) -> None:
+    """Turn a problem in English into Lean 4 statements that elaborate; print the best one.
+
+    Exit 0 when a statement elaborated (batch: when the batch finished), 1 when none did,
+    2 when it could not run (no model, no Lean, bad input).
+    """
+    if (text is None) == (input is None):
+        fail("give either a problem text or --input FILE")
+    if input is not None and output is None:
+        fail("--input needs --output FILE (the results file a rerun resumes)")
+    if k < 1 or rounds < 0:
+        fail("-k must be at least 1 and --rounds at least 0")
+    if kind not in (None, "compute", "prove"):
+        fail(f"--kind must be compute or prove, not {kind!r}")
+    problems: list[dict[str, Any]] = []
+    if input is not None:
+        if not Path(input).is_file():
+            fail(f"{input}: no such file")
+        try:
+            problems = read_problems(input)
+        except ValueError as e:
+            fail(str(e))
+    settings = load_settings_or_fail(config)
+    header_text = _header(header)
+    checker = make_checker(settings, backend, timeout=timeout)
+    _check_header(checker, header_text)
+    cfg, generator = _model(settings, model_backend, model, model_option)
+    if temperature is None and cfg.temperature == 0 and k > 1:
+        temperature = SAMPLING_TEMPERATURE
+    params = cfg.sampling(**{key: v for key, v in (("temperature", temperature), ("max_new_tokens", max_new_tokens))
+                             if v is not None})
+    options = dict(k=k, rounds=rounds, header=header_text, judge=judge, timeout_s=timeout)
+    from solve_in_lean.models import GenerationError
+
+    try:
+        with checker:
+            if input is not None:
+                _run_batch(problems, output, generator, checker, params, options, json_out)
+            else:
+                _run_one(text, kind, generator, checker, params, options, json_out)
+    except GenerationError as e:
+        fail(_no_model(cfg, e))
+
+
+def _run_batch(problems: list[dict[str, Any]], output: str, generator: Any, checker: Any, params: Any,
+               options: dict[str, Any], json_out: bool) -> None:
+    from autoformalize.metrics import format_table, metrics_by_dataset
+    from solve_in_lean.records import read_jsonl
+
+    before, now = formalize_batch(problems, output, generator, checker, params=params, **options)
+    ids = {p["id"] for p in problems}
+    metrics = metrics_by_dataset(r for r in read_jsonl(output) if r["id"] in ids)
+    if json_out:
+        print_json({"output": output, "problems": len(problems), "resumed": before, "done_now": now,
+                    "metrics": metrics})
+    else:
+        typer.echo(f"{output}: {before + now} of {len(problems)} problems formalized "
+                   f"({before} from an earlier run, {now} now)")
+        typer.echo(format_table(metrics))
+    raise typer.Exit(EXIT_OK)
+
+
+def _run_one(text: str, kind: str | None, generator: Any, checker: Any, params: Any, options: dict[str, Any],
+             json_out: bool) -> None:
+    from autoformalize.formalize import formalize as run
+
+    result = run(text, generator, checker, params=params, kind=kind, **options)
+    best = result.best
+    if json_out:
+        print_json(result.to_dict())
+    elif best is None:
+        typer.secho(result.summary(), fg="red")
+    else:
+        typer.echo(best.problem.statement.rstrip())
+        typer.echo(f"\nBack-translation: {best.backtranslation or '(none)'}")
+        checks = best.checks or {}
+        verdict = {True: "faithful", False: "not faithful", None: "no verdict"}[best.verdict]
+        typer.echo(f"Score {best.score:.2f}: judge {verdict}; quantities {checks.get('coverage', 0):.0%} "
+                   f"covered{' (missing ' + ', '.join(checks['missing']) + ')' if checks.get('missing') else ''}; "
+                   f"asked quantity {'formalized' if checks.get('asked') else 'NOT formalized'}")
+        typer.echo(result.summary())
+    raise typer.Exit(EXIT_OK if best is not None else EXIT_REJECTED)
