@@ -94,3 +94,56 @@ class Generator(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def canonical_json(obj: object) -> str:
+    """One spelling per value (sorted keys, no spaces, raw Unicode): hashes and cache keys use it."""
+    import json
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sample_seed(seed: int, prompt: Prompt, index: int) -> int:
+    """The seed of sample `index` for `prompt`: depends on the prompt's content, not its position.
+
+    Backends that can seed each sequence use it, so a prompt's samples do not change with
+    batch size, batch order or the other prompts in a request, and match what the cache stores
+    under the same (prompt, params, seed) key.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(canonical_json([seed, prompt, index]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+INVALID_UTF8 = "the completion contains invalid UTF-8 (bad bytes shown as U+FFFD)"
+
+
+def checked_completion(text: str, finish_reason: FinishReason, *, prompt_tokens: int = 0,
+                       completion_tokens: int = 0, logprob: float | None = None,
+                       max_chars: int | None = None, errors: Sequence[str] = ()) -> Completion:
+    """A Completion with garbage flagged, so callers can trust `error is None`.
+
+    No text (or only whitespace) becomes finish_reason "empty"; text longer than `max_chars`
+    is cut and marked "length"; U+FFFD (what invalid UTF-8 decodes to) is noted in `error`.
+    """
+    errors = list(errors)
+    if max_chars is not None and len(text) > max_chars:
+        errors.append(f"the completion had {len(text)} characters, cut to max_chars={max_chars}")
+        text, finish_reason = text[:max_chars], "length"
+    if "\ufffd" in text:
+        errors.append(INVALID_UTF8)
+    if not text.strip() and finish_reason != "error":
+        errors.insert(0, f"the model produced no text ({completion_tokens} tokens of whitespace, "
+                         "special tokens or stop string)")
+        finish_reason = "empty"
+    return Completion(text=text, finish_reason=finish_reason, prompt_tokens=prompt_tokens,
+                      completion_tokens=completion_tokens, logprob=logprob,
+                      error="; ".join(errors) or None)
+
+
+def join_messages(messages: list[ChatMessage]) -> str:
+    """Render chat messages for a model without a chat template: 'Role: content' blocks,
+    ending with 'Assistant:' for the model to continue."""
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(parts + ["Assistant:"])
