@@ -44,8 +44,14 @@ class OpenAIServer(ThreadingHTTPServer):
         return self
 
     def close(self) -> None:
-        self.shutdown()
+        """Stop serving (if started) and release the port."""
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
         self.server_close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
