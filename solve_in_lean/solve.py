@@ -1,0 +1,224 @@
+"""Lean as one solver for computations and proofs: sample Lean, check it, repair it, vote.
+
+* compute: the model fills the answer hole with a computation and proves the statement for
+  it; the value counts as verified only when Lean evaluated it and the kernel accepted the
+  theorem under the verification rules (verify.py).
+* prove: whole proofs, sampled and repaired from Lean's errors (step-wise search: search.py).
+* aggregate: majority vote over verified answers; when nothing verifies, the model's
+  chain-of-thought answer is returned, marked unverified. Both are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from autoformalize.extract import extract_lean
+from autoformalize.problem import FormalProblem
+from solve_in_lean.answers import extract_answer, normalize, parse_lean_value, to_text
+from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.models.base import Generator, SamplingParams
+from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.verify import Policy, Target, VerifyRequest, verify_many
+
+
+@dataclass
+class SolveConfig:
+    k: int = 8
+    """Lean programs sampled per problem."""
+    rounds: int = 1
+    """Repair rounds: failed programs go back to the model with Lean's errors."""
+    cot_k: int = 4
+    """Chain-of-thought samples, voted, for the informal (unverified) answer."""
+    timeout_s: float | None = None
+    policy: Policy = field(default_factory=Policy)
+    max_errors_in_prompt: int = 5
+
+
+@dataclass
+class Attempt:
+    round: int
+    sample: int
+    completion: str
+    code: str | None
+    verified: bool
+    reasons: list[str]
+    answer_raw: str | None = None
+    answer: str | None = None
+    """Normalized value Lean computed (compute problems), when verified."""
+    lean: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None
+    """Index of the attempt this one repairs."""
+
+
+@dataclass
+class SolveResult:
+    id: str
+    kind: str
+    attempts: list[Attempt] = field(default_factory=list)
+    votes: dict[str, int] = field(default_factory=dict)
+    """Verified answers and how many verified programs computed each."""
+    answer: str | None = None
+    verified: bool = False
+    proof: str | None = None
+    """Lean code of a verified attempt (the one that computed the winning answer)."""
+    cot_answer: str | None = None
+    cot_votes: dict[str, int] = field(default_factory=dict)
+    cot_samples: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.verified:
+            return "verified"
+        return "unverified" if self.answer is not None else "no answer"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status
+        return d
+
+
+class _Clock:
+    """Adds up model time and Lean time separately, so the pipeline's own overhead is visible."""
+
+    def __init__(self) -> None:
+        self.t: Counter[str] = Counter()
+
+    def timed(self, stage: str, fn, *args, **kw):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.t[stage] += time.perf_counter() - start
+
+
+def target_of(problem: FormalProblem) -> Target:
+    params, args = problem.answer_params()
+    return Target(problem.theorem_name, problem.proposition(), params=params, args=args)
+
+
+def _generate(generator: Generator, prompts: list, params: SamplingParams, clock: _Clock) -> list[list[str]]:
+    out = clock.timed("model_s", generator.generate, prompts, params)
+    return [[c.text for c in row] for row in out]
+
+
+def _check(problem: FormalProblem, codes: list[str | None], checker: LeanChecker, cfg: SolveConfig,
+           clock: _Clock) -> list[Any]:
+    """Verify every extracted program in parallel; None for completions with no Lean in them."""
+    target = target_of(problem)
+    answer_name = problem.answer_name if problem.kind == "compute" else None
+    todo = [i for i, c in enumerate(codes) if c]
+    verdicts = clock.timed("lean_s", verify_many,
+                           [VerifyRequest(codes[i], problem.header or None, target, answer_name) for i in todo],
+                           checker, policy=cfg.policy, timeout_s=cfg.timeout_s)
+    result: list[Any] = [None] * len(codes)
+    for i, v in zip(todo, verdicts):
+        result[i] = v
+    return result
+
+
+def _attempts(problem: FormalProblem, texts: list[str], codes: list[str | None], verdicts: list[Any],
+              round_: int, parents: list[int | None]) -> list[Attempt]:
+    attempts = []
+    for i, (text, code, verdict) in enumerate(zip(texts, codes, verdicts)):
+        if verdict is None:
+            attempts.append(Attempt(round_, i, text, None, False, ["no Lean code in the completion"],
+                                    parent=parents[i]))
+            continue
+        raw = verdict.answer
+        value = None
+        if verdict.verified and problem.kind == "compute":
+            value = parse_lean_value(raw) if raw else None
+            if value is None and raw:
+                value = " ".join(raw.split())  # a value Lean printed but we cannot read as a number
+        attempts.append(Attempt(round_, i, text, code, verdict.verified, verdict.reasons, raw, value,
+                                lean=verdict.check.to_dict(), parent=parents[i]))
+    return attempts
+
+
+def _repair_prompt(problem: FormalProblem, attempt: Attempt, cfg: SolveConfig) -> Any:
+    errors = "\n".join(attempt.reasons[: cfg.max_errors_in_prompt])
+    return get_prompt("lean_repair").render(problem=problem.source, statement=problem.statement.strip(),
+                                            code=attempt.code or "", errors=errors)
+
+
+def solve_formal(problem: FormalProblem, generator: Generator, checker: LeanChecker, *,
+                 params: SamplingParams, cfg: SolveConfig | None = None) -> SolveResult:
+    """Sample Lean solutions (compute) or proofs (prove), verify, repair, and vote."""
+    cfg = cfg or SolveConfig()
+    clock = _Clock()
+    start = time.perf_counter()
+    result = SolveResult(id=problem.id, kind=problem.kind)
+    task = "lean_solve" if problem.kind == "compute" else "prove"
+    prompt = get_prompt(task).render(problem=problem.source, statement=problem.statement.strip(),
+                                     header=problem.header)
+    texts = _generate(generator, [prompt], replace(params, n=cfg.k), clock)[0]
+    codes = [extract_lean(t) for t in texts]
+    result.attempts = _attempts(problem, texts, codes, _check(problem, codes, checker, cfg, clock), 0,
+                                [None] * len(texts))
+    for round_ in range(1, cfg.rounds + 1):
+        if problem.kind == "prove" and any(a.verified for a in result.attempts):
+            break
+        failed = [i for i, a in enumerate(result.attempts)
+                  if a.round == round_ - 1 and not a.verified and a.code]
+        if not failed:
+            break
+        prompts = [_repair_prompt(problem, result.attempts[i], cfg) for i in failed]
+        texts = [row[0] for row in _generate(generator, prompts, replace(params, n=1), clock)]
+        codes = [extract_lean(t) for t in texts]
+        result.attempts += _attempts(problem, texts, codes, _check(problem, codes, checker, cfg, clock),
+                                     round_, list(failed))
+    _aggregate(result)
+    result.timings = {"model_s": clock.t["model_s"], "lean_s": clock.t["lean_s"],
+                      "total_s": time.perf_counter() - start}
+    return result
+
+
+def _aggregate(result: SolveResult) -> None:
+    verified = [a for a in result.attempts if a.verified]
+    if result.kind == "prove":
+        result.verified = bool(verified)
+        result.proof = verified[0].code if verified else None
+        return
+    votes = Counter(a.answer for a in verified if a.answer is not None)
+    result.votes = dict(votes.most_common())
+    if votes:
+        result.answer, _ = votes.most_common(1)[0]
+        result.verified = True
+        result.proof = next(a.code for a in verified if a.answer == result.answer)
+
+
+def chain_of_thought(problem_text: str, generator: Generator, *, params: SamplingParams, k: int,
+                     clock: _Clock | None = None) -> tuple[str | None, dict[str, int], list[str]]:
+    """Informal answers by chain of thought, majority-voted: (answer, votes, samples)."""
+    clock = clock or _Clock()
+    prompt = get_prompt("cot").render(problem=problem_text)
+    texts = _generate(generator, [prompt], replace(params, n=k), clock)[0]
+    votes: Counter[str] = Counter()
+    for text in texts:
+        raw = extract_answer(text)
+        value = normalize(raw) if raw else None
+        if value is not None:
+            votes[to_text(value)] += 1
+    answer = votes.most_common(1)[0][0] if votes else None
+    return answer, dict(votes.most_common()), texts
+
+
+def solve(problem: FormalProblem, generator: Generator, checker: LeanChecker, *, params: SamplingParams,
+          cfg: SolveConfig | None = None) -> SolveResult:
+    """Lean first; chain of thought always too, so both the verified and informal figures exist."""
+    cfg = cfg or SolveConfig()
+    start = time.perf_counter()
+    result = solve_formal(problem, generator, checker, params=params, cfg=cfg)
+    if problem.kind == "compute" and cfg.cot_k > 0 and problem.source:
+        clock = _Clock()
+        result.cot_answer, result.cot_votes, result.cot_samples = chain_of_thought(
+            problem.source, generator, params=params, k=cfg.cot_k, clock=clock)
+        result.timings["model_s"] += clock.t["model_s"]
+        result.timings["total_s"] = time.perf_counter() - start
+        if not result.verified:
+            result.answer = result.cot_answer  # returned, but marked unverified
+    return result
