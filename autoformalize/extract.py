@@ -27,6 +27,7 @@ MAX_COMPLETION_CHARS = 20_000
 """Longer completions are rejected unread: a statement is a few hundred characters."""
 
 _FENCE = re.compile(r"```[ \t]*([^\n`]*)\n(.*?)(?:```|\Z)", re.S)
+_FENCE_LINE = re.compile(r"(?m)^[ \t]*```.*$")
 _LEAN_TAGS = {"", "lean", "lean4", "lean 4"}
 _DECL = re.compile(r"(?m)^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:(?:private|protected|noncomputable)[ \t]+)*"
                    r"(theorem|lemma|example)\b")
@@ -35,6 +36,7 @@ _PROSE = re.compile(r"^[A-Z][a-z']* [a-z']+,? [a-z']+(?=[\s,.;:!?]|$)")
 """A line of English: a capitalised word and two lowercase ones (`The statement says ...`)."""
 _RELATION = re.compile(r"[=≤≥<>≠↔→∀∃∣∧∨¬]")
 _BARE_START = re.compile(r"(?m)^[ \t]*[(\[{⦃]")
+_COLON_START = re.compile(r"(?m)^[ \t]*:(?!=)")
 _LEAN_KEYWORDS = {"theorem", "lemma", "def", "abbrev", "example", "fun", "by", "have", "show", "let", "if",
                   "then", "else", "match", "with", "do", "at", "from", "in", "end", "open", "import"}
 
@@ -92,6 +94,8 @@ def _choose_code(text: str) -> tuple[str, list[str]]:
     with_decl = [i for i, b in enumerate(blocks) if _DECL.search(b)]
     notes = [f"{len(blocks)} code blocks"] if len(blocks) > 1 else []
     if not with_decl:
+        if _DECL.search(text):  # fences that do not pair up: read the text without them
+            return _FENCE_LINE.sub("", text), notes + ["unpaired code fences"]
         return "\n\n".join(blocks), notes
     main = blocks[with_decl[0]]
     if not _HOLE_DEF.search(main):
@@ -118,19 +122,24 @@ def _with_keyword(code: str, notes: list[str]) -> str:
         return code
     lines = [ln for ln in code.split("\n") if not _HOLE_DEF.match(ln)]
     body = "\n".join(lines)
-    m = _BARE_START.search(body)
-    if m:
-        notes.append("added the `theorem` keyword")
-        return code + "\ntheorem _missing " + body[m.start():].strip()
     stripped = body.strip()
-    if stripped.startswith(":"):
-        notes.append("added the `theorem` keyword")
-        return code + "\ntheorem _missing " + stripped
+    for m in (_COLON_START.search(body), _BARE_START.search(body)):
+        if m and _parses("theorem _missing " + body[m.start():].strip()):
+            notes.append("added the `theorem` keyword")
+            return code + "\ntheorem _missing " + body[m.start():].strip()
     paragraph = stripped.split("\n\n")[0].strip() if stripped else ""
     if paragraph and _RELATION.search(paragraph) and not _PROSE.match(paragraph.split("\n")[0]):
         notes.append("read a bare proposition as the statement")
         return code + "\ntheorem _missing : " + paragraph
     return code
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse_theorem(text)
+    except StatementError:
+        return False
+    return True
 
 
 def _answer_hole(code: str, conclusion: str, binders: str) -> tuple[str, str, str] | None:

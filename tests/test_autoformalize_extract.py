@@ -1,0 +1,164 @@
+"""Reading statements out of model output (autoformalize.extract), property-tested."""
+
+import re
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from autoformalize.extract import MAX_COMPLETION_CHARS, extract, extract_lean, garbage_reason, lean_name
+from autoformalize.statement import parse_theorem
+
+KEYWORDS = {"fun", "by", "at", "in", "do", "if", "then", "else", "let", "have", "show", "from", "with",
+            "sorry", "admit", "match", "end", "open", "def", "theorem", "lemma", "example", "abbrev"}
+idents = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
+types = st.sampled_from(["ℕ", "ℤ", "ℚ", "ℝ", "Finset ℕ", "ℕ → ℝ"])
+conclusions = st.sampled_from(["{a} = 1", "{a} + 2 ≤ (3 : ℝ)", "(f 2) = 3 ∧ True", "∀ y : ℕ, y + 0 = y",
+                               "Real.sqrt {a} = {a} / 2", "{a} ∣ 12"])
+proofs = st.sampled_from([" := by sorry", " := by\n  simp", " := by", "", " :=\n  rfl", " := by\n  norm_num [h]"])
+fences = st.sampled_from([("```lean\n", "\n```"), ("```lean4\n", "\n```"), ("```\n", "\n```"), ("", ""),
+                          ("```lean\n", "")])
+before = st.sampled_from(["", "Here is the formalization:\n", "Sure! The statement is below.\n\n"])
+after = st.sampled_from(["", "\nThis formalizes the problem.", "\n\nNote that we use natural numbers here.",
+                         "\nThe answer hole stands for the value asked for."])
+separators = st.sampled_from([" ", "\n", "\n    "])
+
+
+def binder_text(binders):
+    return " ".join(f"({b} : {t})" for b, t in binders)
+
+
+@settings(max_examples=300, deadline=None)
+@given(idents, st.lists(st.tuples(idents, types), max_size=3, unique_by=lambda x: x[0]), conclusions,
+       st.sampled_from(["theorem", "lemma", "example", ""]), proofs, fences, before, after, separators)
+def test_statement_survives_fences_prose_keywords_and_proofs(name, binders, concl, keyword, proof, fence,
+                                                             pre, post, sep):
+    a = binders[0][0] if binders else "x"
+    concl = concl.format(a=a)
+    bind = binder_text(binders)
+    if keyword == "" and not bind:
+        head = ":"
+    elif keyword == "":
+        head = f"{bind} :"
+    else:
+        head = " ".join(p for p in [keyword, name if keyword != "example" else "", bind, ":"] if p)
+    text = f"{pre}{fence[0]}{head}{sep}{concl}{proof}{fence[1]}{post}"
+    got = extract(text, problem_id="gsm8k-train-5", source="English", kind="prove")
+    assert got.ok, (got.error, text)
+    parts = got.problem.theorem()
+    assert parts.keyword == "theorem" and parts.name == "gsm8k_train_5"
+    assert parts.binders == " ".join(bind.split())
+    assert parts.conclusion == " ".join(concl.split())
+    assert got.problem.statement.rstrip().endswith(":= by sorry")
+    # the normal form reads back as itself
+    again = extract(got.problem.statement, problem_id="gsm8k-train-5", source="English", kind="prove")
+    assert again.problem.statement == got.problem.statement
+
+
+@settings(max_examples=100, deadline=None)
+@given(idents, idents, st.sampled_from(["ℕ", "ℚ", "ℝ", "ℤ"]), st.sampled_from(["sorry", "72", "48 + 24"]),
+       st.booleans(), fences)
+def test_answer_hole_found_in_same_or_other_block_and_renamed(answer, var, typ, value, split, fence):
+    answer = f"{answer}_answer"
+    abbrev = f"abbrev {answer} : {typ} := {value}"
+    thm = f"theorem t ({var} : {typ}) (h₀ : {var} = 48) : {var} + {var} / 2 = {answer} := by\n  norm_num"
+    if split:
+        text = f"{fence[0]}{abbrev}{fence[1]}\nand then\n{fence[0]}{thm}{fence[1]}"
+    else:
+        text = f"{fence[0]}{abbrev}\n{thm}{fence[1]}"
+    got = extract(text, problem_id="clips", source="Natalia sold clips", kind="compute")
+    assert got.ok, (got.error, text)
+    p = got.problem
+    assert (p.kind, p.answer_name, p.answer_type) == ("compute", "clips_answer", typ)
+    assert p.statement.startswith(f"abbrev clips_answer : {typ} := sorry\n")
+    assert p.theorem().conclusion.endswith("= clips_answer")
+    if answer != "clips_answer":
+        assert not re.search(rf"(?<![\w.']){answer}(?![\w'])", p.statement)
+    assert ("answer value replaced by `sorry`" in got.notes) == (value != "sorry")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+@example("```lean\n")
+@example("theorem")
+@example("theorem x : := by")
+@example("(((( : ")
+@example("```lean\ntheorem t : True\n```\n```lean\ntheorem u : False\n```")
+def test_any_text_gives_a_problem_or_a_reason_never_an_exception(text):
+    got = extract(text, problem_id="p", source="s")
+    assert got.ok != (got.error is not None)
+    if got.ok:
+        assert got.problem.statement.rstrip().endswith(":= by sorry")
+    assert extract_lean(text) is None or extract_lean(text).strip()
+
+
+@given(st.binary(min_size=1, max_size=200).map(lambda b: b.decode("latin-1")).filter(
+    lambda s: any(ord(c) < 32 and c not in "\n\t\r" for c in s)))
+def test_binary_garbage_is_refused_with_a_reason(text):
+    got = extract(text, problem_id="p", source="s")
+    assert not got.ok and "not text" in got.error
+
+
+def test_empty_and_huge_completions_have_reasons():
+    assert "empty" in extract("  \n ", problem_id="p", source="s").error
+    huge = "theorem t : 1 = 1 := by sorry\n" + "x" * MAX_COMPLETION_CHARS
+    assert "too long" in extract(huge, problem_id="p", source="s").error
+    assert garbage_reason("ok\ufffd") is not None and garbage_reason("theorem t : True") is None
+
+
+def test_first_block_with_a_theorem_is_taken_and_other_languages_ignored():
+    text = ("```python\nprint('theorem t : False')\n```\n"
+            "```lean\ntheorem a (x : ℕ) : x = x := by sorry\n```\n"
+            "```lean\ntheorem b (y : ℕ) : y = 2 := by sorry\n```")
+    got = extract(text, problem_id="p", source="s")
+    assert got.problem.theorem().conclusion == "x = x"
+    assert "3 code blocks" not in got.notes  # the python block is not a Lean block
+
+
+def test_trailing_prose_without_proof_is_cut_and_imports_are_dropped():
+    text = ("import Mathlib\nopen Real\n\ntheorem t (x : ℝ) (h : 0 < x) :\n  x ^ 2 > 0\n"
+            "This holds because squares of positive numbers are positive.")
+    got = extract(text, problem_id="p", source="s")
+    assert got.problem.theorem().conclusion == "x ^ 2 > 0"
+    assert "import" not in got.problem.statement
+
+
+def test_missing_keyword_forms():
+    only_binders = extract("(x : ℕ) (h : x = 2) : x + 1 = 3", problem_id="p", source="s")
+    assert only_binders.problem.proposition() == "∀ (x : ℕ) (h : x = 2), x + 1 = 3"
+    assert "added the `theorem` keyword" in only_binders.notes
+    bare = extract("```lean\n∀ n : ℕ, n + 0 = n\n```", problem_id="p", source="s")
+    assert bare.problem.proposition() == "∀ n : ℕ, n + 0 = n"
+    prose = extract("I am not sure how to formalize this problem.", problem_id="p", source="s")
+    assert not prose.ok and "no Lean statement" in prose.error
+
+
+def test_statements_that_say_nothing_or_have_the_wrong_kind_are_refused():
+    assert "sorry" in extract("theorem t (x : ℕ) : x = sorry := by sorry", problem_id="p", source="s").error
+    hole = "abbrev a_answer : ℕ := sorry\ntheorem t : 2 + 2 = a_answer := by sorry"
+    assert "answer hole" in extract(hole, problem_id="p", source="s", kind="prove").error
+    assert extract(hole, problem_id="p", source="s").problem.kind == "compute"
+    plain = "theorem t : 2 + 2 = 4 := by sorry"
+    assert "`compute` problem needs" in extract(plain, problem_id="p", source="s", kind="compute").error
+
+
+def test_provenance_and_header_are_kept():
+    got = extract("theorem t : True := trivial", problem_id="p", source="s", header="import Mathlib\n",
+                  provenance={"model": "m", "sample": 3})
+    assert got.problem.provenance == {"model": "m", "sample": 3}
+    assert got.problem.header == "import Mathlib\n"
+
+
+def test_extract_lean_joins_blocks_or_takes_code_after_prose():
+    two = "First:\n```lean\ndef a : ℕ := 1\n```\nthen\n```lean4\ntheorem t : a = 1 := rfl\n```\nDone."
+    assert extract_lean(two) == "def a : ℕ := 1\n\ntheorem t : a = 1 := rfl\n"
+    assert extract_lean("We compute.\nabbrev x_answer : ℕ := 3\n#eval x_answer") == "abbrev x_answer : ℕ := 3\n#eval x_answer\n"
+    assert extract_lean("no code at all") is None
+    assert extract_lean("") is None
+
+
+def test_lean_names_from_ids():
+    assert lean_name("gsm8k-train-5") == "gsm8k_train_5"
+    assert lean_name("123") == "p_123"
+    assert lean_name("---") == "problem"
+    assert lean_name("theorem") == "p_theorem"
+    parse_theorem(f"theorem {lean_name('MATH/algebra 12.json')} : True")
