@@ -1,0 +1,110 @@
+"""English problem -> Lean statement -> Lean solution -> informal answer, one record per problem.
+
+Every stage's inputs and outputs stay in the record (formalization candidates with Lean's
+messages, every solution attempt with its verdict, the chain of thought), so a researcher
+can see why an answer was reached. Timings per stage, and model and Lean time across stages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoformalize.backtranslate import backtranslate
+from autoformalize.formalize import DEFAULT_HEADER, formalize
+from autoformalize.problem import FormalProblem, minif2f_problem
+from solve_in_lean.informal import informal_answer, template_explanation
+from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.models.base import Generator, SamplingParams
+from solve_in_lean.solve import SolveConfig, chain_of_thought, solve
+from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
+
+
+@dataclass
+class PipelineConfig:
+    formalize_k: int = 4
+    formalize_rounds: int = 1
+    judge: bool = True
+    explain_with_model: bool = True
+    """Back-translate the verified Lean into an explanation; else a plain template."""
+    header: str = DEFAULT_HEADER
+    solve: SolveConfig = field(default_factory=SolveConfig)
+
+
+def problem_text(item: dict[str, Any]) -> str:
+    """The English of a problem record in any of the formats we read."""
+    for key in ("question", "problem", "informal_statement", "text"):
+        if isinstance(item.get(key), str) and item[key].strip():
+            return item[key]
+    return ""
+
+
+def formal_of(item: dict[str, Any]) -> FormalProblem | None:
+    """A formal statement that came with the problem (our record, or a miniF2F row)."""
+    if isinstance(item.get("formal"), dict):
+        return FormalProblem.from_dict(item["formal"])
+    if "formal_statement" in item:
+        return minif2f_problem(item)
+    return None
+
+
+def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker, *, params: SamplingParams,
+                cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    """Run every stage for one problem. Never raises for bad model output or bad Lean."""
+    cfg = cfg or PipelineConfig()
+    model_t, lean_t = BusyTimer(), BusyTimer()
+    gen, lean = TimedGenerator(generator, model_t), TimedChecker(checker, lean_t)
+    start = time.perf_counter()
+    question = problem_text(item)
+    record: dict[str, Any] = {"id": str(item.get("id", item.get("name", ""))), "question": question,
+                              "stages": {}, "timings": {}}
+    if "answer" in item:
+        record["reference"] = str(item["answer"])
+
+    formal = formal_of(item)
+    t = time.perf_counter()
+    if formal is None and question:
+        fres = formalize(question, gen, lean, params=params, k=cfg.formalize_k, rounds=cfg.formalize_rounds,
+                         header=cfg.header, id=record["id"] or "problem", judge=cfg.judge)
+        record["stages"]["formalize"] = fres.to_dict()
+        formal = fres.best.problem if fres.best else None
+    record["timings"]["formalize_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if formal is not None:
+        sres = solve(formal, gen, lean, params=params, cfg=cfg.solve)
+        record["stages"]["solve"] = sres.to_dict()
+        record["formal"] = formal.to_dict()
+        answer, verified, proof = sres.answer, sres.verified, sres.proof
+    else:
+        cot = chain_of_thought(question, gen, params=params, k=cfg.solve.cot_k) if question else (None, {}, [])
+        record["stages"]["solve"] = {"skipped": "no statement elaborated", "cot_answer": cot[0],
+                                     "cot_votes": cot[1], "cot_samples": cot[2]}
+        answer, verified, proof = cot[0], False, None
+    record["timings"]["solve_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    explanation = _explain(formal, answer if verified else None, verified, gen, params, cfg)
+    record["timings"]["explain_s"] = time.perf_counter() - t
+    informal = informal_answer(question, answer, verified=verified, explanation=explanation)
+    record.update(answer=answer, verified=verified, status=_status(answer, verified), lean_code=proof,
+                  informal=informal.to_dict())
+    record["timings"].update(model_s=model_t.seconds, lean_s=lean_t.seconds, total_s=time.perf_counter() - start)
+    return record
+
+
+def _status(answer: str | None, verified: bool) -> str:
+    return "verified" if verified else ("unverified" if answer is not None else "no answer")
+
+
+def _explain(formal: FormalProblem | None, value: str | None, verified: bool, gen: Any,
+             params: SamplingParams, cfg: PipelineConfig) -> str:
+    if formal is None or not verified:
+        return "Lean did not verify an answer for this problem."
+    fallback = template_explanation(theorem=formal.theorem_name, statement=formal.proposition(),
+                                    answer_name=formal.answer_name, value=value, proof_checked=True)
+    if not cfg.explain_with_model:
+        return fallback
+    text = backtranslate(formal.statement, gen, params=params, result=value).strip()
+    return f"{text}\n\n{fallback}" if text else fallback

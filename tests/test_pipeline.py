@@ -1,0 +1,78 @@
+"""The whole pipeline (formalize -> solve -> explain) with a scripted generator and the real kernel."""
+
+import pytest
+
+from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from scripting import by_task
+from solve_in_lean.models.base import SamplingParams
+from solve_in_lean.models.scripted import ScriptedGenerator
+from solve_in_lean.pipeline import PipelineConfig, run_problem
+from solve_in_lean.solve import SolveConfig
+
+QUESTION = "Sam has two apples and gets two more. How many apples does Sam have?"
+STATEMENT = ("```lean\nabbrev apples_answer : N := sorry\n"
+             "theorem apples (x : N) (h : Eq x (N.add N.two N.two)) : Eq x apples_answer := by sorry\n```")
+SOLUTION = ("```lean\nnoncomputable abbrev apples_answer : N := N.four\n"
+            "theorem apples (x : N) (h : Eq x (N.add N.two N.two)) : Eq x apples_answer := h\n```")
+PARAMS = SamplingParams(temperature=0.5, max_new_tokens=64)
+
+
+def fill_statement(prompt, index):
+    """Answer a lean_solve prompt as a model would: the given statement with its holes filled."""
+    stmt = prompt[-1]["content"].split("```lean\n")[1].split("```")[0]
+    name = stmt.split("abbrev ")[1].split(" ")[0]
+    return ("```lean\n" + stmt.replace(f"abbrev {name} : N := sorry", f"noncomputable abbrev {name} : N := N.four")
+            .replace(":= by sorry", ":= h") + "```")
+
+
+def cfg(**kw):
+    return PipelineConfig(formalize_k=2, formalize_rounds=1, header=MINI_PRELUDE,
+                          solve=SolveConfig(k=2, rounds=1, cot_k=2), **kw)
+
+
+def test_verified_end_to_end(kernel):
+    gen = ScriptedGenerator(by_task({
+        "formalize": STATEMENT, "backtranslate": "Sam has 2 + 2 apples; how many?",
+        "judge": "They match. Verdict: yes", "lean_solve": fill_statement, "cot": "The answer is 4.",
+    }))
+    rec = run_problem({"id": "a1", "question": QUESTION, "answer": "4"}, gen, kernel, params=PARAMS, cfg=cfg())
+    assert rec["status"] == "verified" and rec["verified"] is True
+    assert rec["answer"] == "N.four" and "a1_answer : N := N.four" in rec["lean_code"]
+    assert rec["informal"]["text"] == "The answer is N.four apples (verified in Lean)."
+    assert "The kernel accepted the theorem `a1`" in rec["informal"]["explanation"]
+    assert rec["stages"]["formalize"]["best"] is not None
+    assert rec["stages"]["solve"]["cot_answer"] == "4"
+    t = rec["timings"]
+    assert t["lean_s"] > 0 and t["total_s"] >= t["lean_s"] + t["model_s"] - 1e-6
+    assert {"formalize_s", "solve_s", "explain_s"} <= set(t)
+
+
+def test_nothing_elaborates_falls_back_to_cot_unverified(kernel):
+    gen = ScriptedGenerator(by_task({
+        "formalize": "```lean\ntheorem apples : Eq x := by sorry\n```",
+        "formalize_repair": "I cannot do this.", "cot": ["The answer is 4.", "The answer is 4."],
+    }))
+    rec = run_problem({"id": "a2", "question": QUESTION}, gen, kernel, params=PARAMS, cfg=cfg())
+    assert rec["status"] == "unverified" and rec["answer"] == "4"
+    assert rec["stages"]["solve"]["skipped"] == "no statement elaborated"
+    assert "unverified" in rec["informal"]["text"]
+    assert "No candidate elaborated" in rec["stages"]["formalize"]["summary"]
+
+
+def test_formal_statement_given_skips_formalize(kernel):
+    formal = {"id": "f1", "source": QUESTION, "kind": "compute", "header": MINI_PRELUDE,
+              "statement": STATEMENT.strip("`").removeprefix("lean\n")}
+    gen = ScriptedGenerator(by_task({"lean_solve": SOLUTION, "cot": "The answer is 4.",
+                                     "backtranslate": "Two plus two apples."}))
+    rec = run_problem({"id": "f1", "formal": formal, "question": QUESTION}, gen, kernel, params=PARAMS,
+                      cfg=cfg(explain_with_model=False))
+    assert "formalize" not in rec["stages"]
+    assert rec["verified"] and rec["answer"] == "N.four"
+    assert rec["informal"]["explanation"].startswith("Lean evaluated `apples_answer` to N.four.")
+
+
+def test_no_answer_at_all(kernel):
+    gen = ScriptedGenerator(by_task({"formalize": "", "formalize_repair": "", "cot": "I don't know."}))
+    rec = run_problem({"id": "a3", "question": QUESTION}, gen, kernel, params=PARAMS, cfg=cfg())
+    assert rec["status"] == "no answer" and rec["answer"] is None
+    assert rec["informal"]["text"].startswith("No answer")
