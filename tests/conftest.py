@@ -19,3 +19,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
     from solve_in_lean.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch work on one thread: the tiny model is fastest that way, and two
+    threads stall badly when other jobs share the machine's cores. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,6 +25,8 @@ from solve_in_lean.models.transformers_backend import TransformersGenerator
 PROMPTS = ["The answer is", "theorem clips", [{"role": "user", "content": "How many clips?"}]]
 SAMPLED = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=3)
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 @pytest.fixture(scope="module")
 def local(tiny_model_dir) -> TransformersGenerator:

@@ -22,6 +22,8 @@ PROMPTS = ["The answer is", "theorem clips (april may : ℕ)", "x"]
 CHAT = [{"role": "user", "content": "How many clips?"}]
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05}
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 @pytest.fixture(scope="module")
 def local(tiny_model_dir) -> TransformersGenerator:

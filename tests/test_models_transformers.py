@@ -14,6 +14,8 @@ from solve_in_lean.models.transformers_backend import SeededSampler, Transformer
 PROMPTS = ["The answer is", "theorem clips (april may : ℕ)", "Weng earns $12 an hour", "x"]
 CHAT = [{"role": "system", "content": "Solve it."}, {"role": "user", "content": "How many clips?"}]
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 @pytest.fixture(scope="module")
 def gen(tiny_model_dir) -> TransformersGenerator:
