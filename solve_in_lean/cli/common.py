@@ -48,3 +48,69 @@ def make_checker(settings: Any, backend: str | None = None, *, timeout: float | 
         return get_checker(name, **options)
     except LeanUnavailable as e:
         fail(f"the {name} backend is not available: {e}")
+
+
+def make_generator(settings: Any, model_backend: str | None, model: str | None,
+                   options: list[str]) -> tuple[Any, Any]:
+    """(ModelConfig, generator) from config and flags, or a clear exit 2 saying how to get a model."""
+    from solve_in_lean.models import GenerationError, ModelConfig, generator_from_config, parse_options
+
+    try:
+        cfg = ModelConfig.from_dict(settings.model).with_overrides(
+            backend=model_backend, model=model, options=parse_options(options) or None)
+    except ValueError as e:
+        fail(f"bad model settings: {e}")
+    try:
+        return cfg, generator_from_config(cfg)
+    except GenerationError as e:
+        fail(no_model_message(cfg, e))
+
+
+def no_model_message(cfg: Any, error: Exception) -> str:
+    """Which model is missing and how to get one, in two sentences."""
+    from pathlib import Path
+
+    what = f"no model available ({cfg.backend} backend, model {cfg.model!r}: {str(error).rstrip('.')})."
+    if cfg.backend == "http":
+        return (f"{what} Start an OpenAI-compatible server (`vllm serve MODEL`, or "
+                "`python -m solve_in_lean.models.serve`) or set --model-option base_url=URL.")
+    if cfg.model.startswith(("/", ".", "~")) or Path(cfg.model).expanduser().exists():
+        return f"{what} Pass --model with a folder holding a model saved by `save_pretrained`."
+    return (f"{what} Download it where there is internet (`huggingface-cli download {cfg.model}`) "
+            "or pass --model PATH to a local model folder.")
+
+
+def read_header(path: str | None) -> str:
+    """The header file's text, or the default Mathlib header."""
+    from pathlib import Path
+
+    from autoformalize.formalize import DEFAULT_HEADER
+
+    if path is None:
+        return DEFAULT_HEADER
+    p = Path(path)
+    if not p.is_file():
+        fail(f"{path}: no such header file")
+    return p.read_text(encoding="utf-8")
+
+
+def check_header(checker: Any, header: str) -> None:
+    """Fail early when the header itself does not elaborate: nothing could, whatever the model."""
+    res = checker.check("", header=header)
+    if not res.ok:
+        why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
+        fail(f"the header does not elaborate with the {res.backend or 'chosen'} Lean backend ({why}); "
+             "use a backend with Mathlib (`lean-solve setup --mathlib`) or pass --header FILE")
+
+
+def sampling_params(cfg: Any, *, temperature: float | None, max_new_tokens: int | None, k: int) -> Any:
+    """The config's sampling params with the flags applied; sampled (not greedy) when k > 1,
+    since k greedy samples are k copies of one."""
+    if temperature is None and cfg.temperature == 0 and k > 1:
+        temperature = DEFAULT_SAMPLING_TEMPERATURE
+    changes = {key: v for key, v in (("temperature", temperature), ("max_new_tokens", max_new_tokens))
+               if v is not None}
+    return cfg.sampling(**changes)
+
+
+DEFAULT_SAMPLING_TEMPERATURE = 0.8
