@@ -143,13 +143,15 @@ def _parses(text: str) -> bool:
 
 
 def _answer_hole(code: str, conclusion: str, binders: str) -> tuple[str, str, str] | None:
-    """(name, type, value) of the answer hole: an `abbrev/def NAME : T := ...` the theorem uses."""
+    """(name, type, value) of the answer hole: an `abbrev/def NAME : T := ...` the theorem uses,
+    named `..answer` or with body `sorry` (other definitions are auxiliary, and dropped)."""
     used = f"{binders} {conclusion}"
     found = []
     for m in _HOLE_DEF.finditer(code):
         name = m.group(1)
-        if re.search(rf"(?<![\w.']){re.escape(name)}(?![\w'])", used):
-            value = code[m.end():].split("\n")[0].strip()
+        value = code[m.end():].split("\n")[0].strip()
+        if (name.endswith("answer") or _mentions_sorry(value)) and \
+                re.search(rf"(?<![\w.']){re.escape(name)}(?![\w'])", used):
             found.append((name, m.group(2).strip(), value))
     found.sort(key=lambda h: not h[0].endswith("answer"))
     return found[0] if found else None

@@ -140,7 +140,7 @@ class FormalizationResult:
             return (f"{st['elaborated']} of {st['candidates']} candidates elaborated "
                     f"({st['distinct_elaborated']} distinct statements, {self.rounds_used} repair rounds); "
                     f"best score {self.best.score:.2f}, {verdict[self.best.verdict]}.")
-        reasons = Counter(c.reason.split("\n")[0][:120] for c in self.candidates)
+        reasons = Counter(re.sub(r"\d+", "N", c.reason.split("\n")[0][:120]) for c in self.candidates)
         listed = "; ".join(f"{n}× {r}" for r, n in reasons.most_common(3))
         return (f"No candidate elaborated: {st['candidates']} candidates over {self.rounds_used} repair "
                 f"rounds. Most common failures: {listed}.")

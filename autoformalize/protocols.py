@@ -8,14 +8,13 @@ are passed in by the caller and only ever changed with `dataclasses.replace(para
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence
 
 
 class CompletionLike(Protocol):
     text: str
 
 
-@runtime_checkable
 class GeneratorLike(Protocol):
     def generate(self, prompts: Sequence[Any], params: Any) -> Sequence[Sequence[CompletionLike]]:
         """For each prompt (a string or a list of chat messages), `params.n` completions."""
@@ -40,7 +39,6 @@ class CheckResultLike(Protocol):
     def errors(self) -> Sequence[MessageLike]: ...
 
 
-@runtime_checkable
 class CheckerLike(Protocol):
     def check(self, code: str, *, header: str | None = None,
               timeout_s: float | None = None) -> CheckResultLike:

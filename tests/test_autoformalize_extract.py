@@ -92,7 +92,7 @@ def test_any_text_gives_a_problem_or_a_reason_never_an_exception(text):
 
 
 @given(st.binary(min_size=1, max_size=200).map(lambda b: b.decode("latin-1")).filter(
-    lambda s: any(ord(c) < 32 and c not in "\n\t\r" for c in s)))
+    lambda s: s.strip() and any(ord(c) < 32 and c not in "\n\t\r" for c in s)))
 def test_binary_garbage_is_refused_with_a_reason(text):
     got = extract(text, problem_id="p", source="s")
     assert not got.ok and "not text" in got.error
@@ -162,3 +162,13 @@ def test_lean_names_from_ids():
     assert lean_name("---") == "problem"
     assert lean_name("theorem") == "p_theorem"
     parse_theorem(f"theorem {lean_name('MATH/algebra 12.json')} : True")
+
+
+def test_auxiliary_definitions_are_not_answer_holes():
+    text = ("def f : ℕ → ℕ := fun n => 2 * n\nabbrev result : ℕ := sorry\n"
+            "theorem t (x : ℕ) (h : x = f 3) : x = result := by sorry")
+    got = extract(text, problem_id="p", source="s")
+    assert (got.problem.kind, got.problem.answer_name) == ("compute", "p_answer")
+    assert "def f" not in got.problem.statement
+    only_aux = extract("def f : ℕ := 3\ntheorem t : f = 3 := by sorry", problem_id="p", source="s")
+    assert only_aux.problem.kind == "prove"

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import EXIT_OK, EXIT_REJECTED, fail, load_settings_or_fail, make_checker, print_json
+from solve_in_lean.cli.common import (DEFAULT_SAMPLING_TEMPERATURE, EXIT_OK, EXIT_REJECTED, check_header, fail,
+                                     load_settings_or_fail, make_checker, make_generator, no_model_message,
+                                     print_json, read_header, sampling_params)
 
 TEXT_FIELDS = ("question", "problem", "informal_statement")
-SAMPLING_TEMPERATURE = 0.8
-"""Used when several samples are asked for and the config samples greedily (k equal samples are useless)."""
 
 
 def read_problems(path: str | Path) -> list[dict[str, Any]]:
@@ -57,52 +56,6 @@ def formalize_batch(problems: list[dict[str, Any]], output: str | Path, generato
     return before, len(todo)
 
 
-def _model(settings: Any, model_backend: str | None, model: str | None, options: list[str]) -> tuple[Any, Any]:
-    """(ModelConfig, generator) from config and flags, or a clear exit 2 saying how to get a model."""
-    from solve_in_lean.models import GenerationError, ModelConfig, generator_from_config, parse_options
-
-    try:
-        cfg = ModelConfig.from_dict(settings.model).with_overrides(
-            backend=model_backend, model=model, options=parse_options(options) or None)
-    except ValueError as e:
-        fail(f"bad model settings: {e}")
-    try:
-        return cfg, generator_from_config(cfg)
-    except GenerationError as e:
-        fail(_no_model(cfg, e))
-
-
-def _no_model(cfg: Any, error: Exception) -> str:
-    """Which model is missing and how to get one, in two sentences."""
-    what = f"no model available ({cfg.backend} backend, model {cfg.model!r}: {str(error).rstrip('.')})."
-    if cfg.backend == "http":
-        return f"{what} Start an OpenAI-compatible server (`vllm serve MODEL`, or `python -m solve_in_lean.models.serve`) or set --model-option base_url=URL."
-    if cfg.model.startswith(("/", ".", "~")) or Path(cfg.model).expanduser().exists():
-        return f"{what} Pass --model with a folder holding a model saved by `save_pretrained`."
-    return (f"{what} Download it where there is internet (`huggingface-cli download {cfg.model}`) "
-            "or pass --model PATH to a local model folder.")
-
-
-def _header(path: str | None) -> str:
-    from autoformalize.formalize import DEFAULT_HEADER
-
-    if path is None:
-        return DEFAULT_HEADER
-    p = Path(path)
-    if not p.is_file():
-        fail(f"{path}: no such header file")
-    return p.read_text(encoding="utf-8")
-
-
-def _check_header(checker: Any, header: str) -> None:
-    """Fail early when the header itself does not elaborate: no statement could, whatever the model."""
-    res = checker.check("", header=header)
-    if not res.ok:
-        why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
-        fail(f"the header does not elaborate with the {res.backend or 'chosen'} Lean backend ({why}); "
-             "use a backend with Mathlib (`lean-solve setup --mathlib`) or pass --header FILE")
-
-
 @app.command()
 def formalize(
     text: Optional[str] = typer.Argument(None, help="The problem in English (or use --input)."),
@@ -119,7 +72,7 @@ def formalize(
     model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
     model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
     temperature: Optional[float] = typer.Option(
-        None, "--temperature", help=f"Sampling temperature (default: config's, {SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
+        None, "--temperature", help=f"Sampling temperature (default: config's, {DEFAULT_SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Tokens per completion."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
     config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
@@ -146,14 +99,11 @@ def formalize(
         except ValueError as e:
             fail(str(e))
     settings = load_settings_or_fail(config)
-    header_text = _header(header)
+    header_text = read_header(header)
     checker = make_checker(settings, backend, timeout=timeout)
-    _check_header(checker, header_text)
-    cfg, generator = _model(settings, model_backend, model, model_option)
-    if temperature is None and cfg.temperature == 0 and k > 1:
-        temperature = SAMPLING_TEMPERATURE
-    params = cfg.sampling(**{key: v for key, v in (("temperature", temperature), ("max_new_tokens", max_new_tokens))
-                             if v is not None})
+    check_header(checker, header_text)
+    cfg, generator = make_generator(settings, model_backend, model, model_option)
+    params = sampling_params(cfg, temperature=temperature, max_new_tokens=max_new_tokens, k=k)
     options = dict(k=k, rounds=rounds, header=header_text, judge=judge, timeout_s=timeout)
     from solve_in_lean.models import GenerationError
 
@@ -164,7 +114,7 @@ def formalize(
             else:
                 _run_one(text, kind, generator, checker, params, options, json_out)
     except GenerationError as e:
-        fail(_no_model(cfg, e))
+        fail(no_model_message(cfg, e))
 
 
 def _run_batch(problems: list[dict[str, Any]], output: str, generator: Any, checker: Any, params: Any,
