@@ -90,10 +90,19 @@ def driver_command(lib: Path) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _version(cmd: tuple[str, ...]) -> str:
+    """Lean's version, asked once per built driver and kept beside it: a `lean-solve check`
+    should not start Lean twice."""
+    stored = Path(cmd[0]).with_name("version") if len(cmd) == 1 else None
+    if stored is not None and stored.is_file():
+        return stored.read_text().strip()
     out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
     match = re.search(r"version (\S+?),", out.stdout)
     if out.returncode != 0 or not match:
         raise LeanUnavailable(f"the kernel driver did not report a version: {out.stderr.strip()[:300]}")
+    if stored is not None:
+        tmp = stored.with_name(f".version-{os.getpid()}")
+        tmp.write_text(match.group(1) + "\n")
+        os.replace(tmp, stored)
     return match.group(1)
 
 
