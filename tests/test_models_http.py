@@ -301,3 +301,17 @@ def test_concurrency_is_bounded(scripted):
         results = remote.generate([f"q{i}" for i in range(12)], SamplingParams())
     assert len(results) == 12
     assert 2 <= server.max_in_flight <= 3
+
+
+def test_server_refuses_malformed_requests(served):
+    import httpx
+
+    with httpx.Client(base_url=served.url, timeout=10) as http:
+        assert http.get("/models").json()["data"][0]["id"] == served.generator.model
+        for path, body in [("/completions", {"prompt": ["a", "b"]}), ("/chat/completions", {"messages": "hi"}),
+                           ("/completions", {"prompt": "a", "temperature": -1}), ("/completions", {})]:
+            reply = http.post(path, json=body)
+            assert reply.status_code == 400 and "bad request" in reply.json()["error"]["message"], body
+        assert http.post("/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+                         ).status_code == 400
+        assert http.post("/embeddings", json={}).status_code == 404

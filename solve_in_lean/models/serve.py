@@ -76,6 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             chat = path.endswith("/chat/completions")
             prompt = body["messages"] if chat else body["prompt"]
+            if not (_is_messages(prompt) if chat else isinstance(prompt, str)):
+                raise ValueError("'messages' must be a list of {role, content} objects" if chat
+                                 else "'prompt' must be one string")
             stop = body.get("stop") or []
             params = SamplingParams(n=body.get("n", 1), temperature=body.get("temperature", 1.0),
                                     top_p=body.get("top_p", 1.0), max_new_tokens=body.get("max_tokens", 256),
@@ -108,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def _is_messages(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
 
 
 def _error(message: str, kind: str = "invalid_request_error") -> dict:

@@ -99,11 +99,13 @@ class TransformersGenerator(Generator):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 model, padding_side="left", trust_remote_code=trust_remote_code, revision=revision)
+            # Straight onto the device: a 7B model in bf16 never needs a second copy in CPU memory.
             self.hf_model = AutoModelForCausalLM.from_pretrained(
-                model, dtype=self.dtype, trust_remote_code=trust_remote_code, revision=revision)
+                model, dtype=self.dtype, device_map=self.device, trust_remote_code=trust_remote_code,
+                revision=revision)
         except (OSError, ValueError) as e:
             raise GenerationError(f"could not load model {model!r} with transformers: {e}") from e
-        self.hf_model.to(self.device).eval()
+        self.hf_model.eval()
         self.tokenizer.padding_side = "left"
         self.eos_ids = self._eos_ids()
         if not self.eos_ids:
