@@ -34,13 +34,15 @@ CREATE TABLE IF NOT EXISTS completions (
 LOOKUP_BATCH = 500  # keys per SELECT ... IN (...), under SQLite's bound-parameter limit
 
 
-def request_material(backend: str, model: str, prompt: Prompt, params: SamplingParams) -> dict:
+def request_material(backend: str, model: str, prompt: Prompt, params: SamplingParams | dict) -> dict:
     """What identifies a generation request, minus the number of samples."""
-    sampling = {k: v for k, v in params.to_dict().items() if k != "n"}
-    return {"backend": backend, "model": model, "prompt": prompt, "params": sampling}
+    if isinstance(params, SamplingParams):
+        params = {k: v for k, v in params.to_dict().items() if k != "n"}
+    return {"backend": backend, "model": model, "prompt": prompt, "params": params}
 
 
-def request_key(backend: str, model: str, prompt: Prompt, params: SamplingParams) -> str:
+def request_key(backend: str, model: str, prompt: Prompt, params: SamplingParams | dict) -> str:
+    """`params` may be given as the dict `request_material` makes, to build it once per call."""
     material = request_material(backend, model, prompt, params)
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 
@@ -95,7 +97,8 @@ class CachedGenerator(Generator):
         return self._inner
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        keys = [request_key(self.backend, self.model, p, params) for p in prompts]
+        sampling = request_material(self.backend, self.model, "", params)["params"]
+        keys = [request_key(self.backend, self.model, p, sampling) for p in prompts]
         stored = self._lookup(set(keys))
         results: list[list[Completion | None]] = []
         todo: dict[tuple[int, int | None], dict[str, list[int]]] = {}
@@ -115,15 +118,17 @@ class CachedGenerator(Generator):
             count = sum(len(v) for group in todo.values() for v in group.values())
             raise GenerationError(f"{count} of {len(prompts)} prompts are not in the cache {self.path}, "
                                   "and replay mode generates nothing")
-        chunks = [(n, seed, list(group.items())[i:i + self.chunk_size])
-                  for (n, seed), group in todo.items() for i in range(0, len(group), self.chunk_size)]
+        chunks = []
+        for (n, seed), group in todo.items():
+            items = list(group.items())
+            chunks += [(n, seed, items[i:i + self.chunk_size]) for i in range(0, len(items), self.chunk_size)]
         for n, seed, chunk in track(chunks, total=len(chunks), description=f"generating ({self.model})",
                                     enabled=None if len(chunks) > 1 else False):
-            self._fill(prompts, params, replace(params, n=n, seed=seed), chunk, keys, results)
+            self._fill(prompts, sampling, replace(params, n=n, seed=seed), chunk, results)
         return results  # type: ignore[return-value]
 
-    def _fill(self, prompts: Sequence[Prompt], params: SamplingParams, asked: SamplingParams,
-              chunk: list[tuple[str, list[int]]], keys: list[str], results: list) -> None:
+    def _fill(self, prompts: Sequence[Prompt], sampling: dict, asked: SamplingParams,
+              chunk: list[tuple[str, list[int]]], results: list) -> None:
         """Generate one chunk, commit it, and put the new completions where they belong."""
         outputs = self.inner.generate([prompts[positions[0]] for _, positions in chunk], asked)
         if len(outputs) != len(chunk):
@@ -139,7 +144,7 @@ class CachedGenerator(Generator):
                     results[pos][j] = completion
                 if completion.finish_reason != "error":
                     rows.append((key, j, json.dumps(completion.to_dict(), ensure_ascii=False), time.time()))
-            material = request_material(self.backend, self.model, prompts[first], params)
+            material = request_material(self.backend, self.model, prompts[first], sampling)
             requests.append((key, canonical_json(material)))
             self.generated += len(new)
         self._write(requests, rows)
