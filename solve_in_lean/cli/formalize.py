@@ -59,7 +59,8 @@ def formalize_batch(problems: list[dict[str, Any]], output: str | Path, generato
 @app.command()
 def formalize(
     text: Optional[str] = typer.Argument(None, help="The problem in English (or use --input)."),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL of problems: id and question|problem|informal_statement."),
+    input: Optional[str] = typer.Option(
+        None, "--input", "-i", help="JSONL of problems: id and question|problem|informal_statement."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="JSONL of results; a rerun resumes it."),
     k: int = typer.Option(8, "-k", "--samples", help="Samples from the model per problem."),
     rounds: int = typer.Option(2, "--rounds", help="Repair rounds with Lean's error messages."),
@@ -72,7 +73,8 @@ def formalize(
     model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
     model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
     temperature: Optional[float] = typer.Option(
-        None, "--temperature", help=f"Sampling temperature (default: config's, {DEFAULT_SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
+        None, "--temperature",
+        help=f"Sampling temperature (default: config's, {DEFAULT_SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Tokens per completion."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
     config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
