@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tokenizers thread pool keeps spinning after each batch call and that CPU time would count
+# against whichever side tokenized last; both sides tokenize on the calling thread instead.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 

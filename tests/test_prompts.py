@@ -36,8 +36,7 @@ def test_template_renders_chat_and_text(task):
     assert text.startswith(t.system) and text.endswith(t.instruction_for(**values) + "\n")
     assert all(out in text for _, out in t.examples)
     for stop in t.stop:  # a base model must not be cut off inside a pattern it is shown
-        assert not any(stop in out for _, out in t.examples)
-        assert stop.strip() and stop.strip().split()[0] in text
+        assert stop.strip() and not any(stop in out for _, out in t.examples)
 
 
 def test_missing_field_names_the_fields():
