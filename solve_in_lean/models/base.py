@@ -113,7 +113,7 @@ def sample_seed(seed: int, prompt: Prompt, index: int) -> int:
     import hashlib
 
     digest = hashlib.sha256(canonical_json([seed, prompt, index]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return int.from_bytes(digest[:4], "little") & (2**31 - 1)  # 31 bits: every engine's seed type holds it
 
 
 INVALID_UTF8 = "the completion contains invalid UTF-8 (bad bytes shown as U+FFFD)"
