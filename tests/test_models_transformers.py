@@ -101,19 +101,30 @@ def test_batched_greedy_equals_one_at_a_time(gen):
     assert [c[0].completion_tokens for c in batched] == [c[0].completion_tokens for c in single]
 
 
-def first_printable(text: str, start: int) -> int:
-    return next(i for i in range(start, len(text)) if text[i].isascii() and text[i].isalnum())
+def late_chars(text: str) -> list[str]:
+    """Printable characters that first occur in the last two thirds of `text`."""
+    return [ch for i, ch in enumerate(text)
+            if i >= len(text) // 3 and ch.isascii() and ch.isalnum() and text.index(ch) == i]
 
 
 def test_stop_string_truncates_and_stops_early(gen):
-    [[full]] = gen.generate(["theorem clips"], SamplingParams(max_new_tokens=24))
+    greedy = SamplingParams(max_new_tokens=24)
+    [[full]] = gen.generate(["theorem clips"], greedy)
     assert full.finish_reason == "length"
-    stop = full.text[first_printable(full.text, len(full.text) // 3)]
-    [[cut]] = gen.generate(["theorem clips"], SamplingParams(max_new_tokens=24, stop=("@@never@@", stop)))
+    others = {p: gen.generate([p], greedy)[0][0].text for p in PROMPTS}
+    # A stop string that ends "theorem clips" early while a batch neighbour runs on, so the
+    # stopped row gets padded (pad is EOS for this tokenizer) and must not count the padding.
+    stop, neighbour = next((ch, p) for ch in late_chars(full.text) for p, t in others.items() if ch not in t)
+    [cut], [long] = gen.generate(["theorem clips", neighbour], SamplingParams(max_new_tokens=24, stop=("@@", stop)))
     assert cut.text == full.text[:full.text.index(stop)]
     assert stop not in cut.text
-    assert cut.finish_reason in ("stop", "empty")
-    assert cut.completion_tokens < full.completion_tokens  # generation stopped, not just the text
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < long.completion_tokens == 24  # generation stopped, not just the text
+    # The count ends with the token that completed the stop string.
+    [[upto]] = gen.generate(["theorem clips"], SamplingParams(max_new_tokens=cut.completion_tokens))
+    [[before]] = gen.generate(["theorem clips"], SamplingParams(max_new_tokens=cut.completion_tokens - 1))
+    assert stop in upto.text and stop not in before.text
+    assert cut.logprob == pytest.approx(upto.logprob, abs=1e-4)
 
 
 def test_completion_cut_to_nothing_is_flagged_empty(gen):

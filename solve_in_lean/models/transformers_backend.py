@@ -160,7 +160,7 @@ class TransformersGenerator(Generator):
                                          logits_processor=LogitsProcessorList([sampler]))
         generated = out[:, prompt_len:].tolist()
         logprobs = torch.stack(sampler.logprobs, dim=1).tolist()
-        lengths = [self._length(tokens) for tokens in generated]
+        lengths = [self._length(tokens, params.stop) for tokens in generated]
         texts = self.tokenizer.batch_decode([t[:n] for t, (n, _) in zip(generated, lengths)],
                                             skip_special_tokens=True)
         completions = [
@@ -182,19 +182,26 @@ class TransformersGenerator(Generator):
                  for p in prompts for j in range(copies)]
         return torch.stack(draws).to(self.device)
 
-    def _length(self, tokens: list[int]) -> tuple[int, bool]:
+    def _length(self, tokens: list[int], stop: tuple[str, ...]) -> tuple[int, bool]:
         """Number of tokens the row really generated, and whether it ended before the length cap.
 
         A row ends at EOS (counted) or, when a stop string ended it, right before the padding
-        that follows. The pad token is never sampled when it differs from EOS, so padding
-        unambiguously means the row had finished.
+        that follows. The pad token is never sampled when it differs from EOS, so there padding
+        means the row had finished; when pad is EOS, a row whose text already holds a stop
+        string was padded, not ended by the model.
         """
         for i, t in enumerate(tokens):
+            if t == self.pad_id and (t not in self.eos_ids or self._holds_stop(tokens[:i], stop)):
+                return i, True
             if t in self.eos_ids:
                 return i + 1, True
-            if t == self.pad_id:
-                return i, True
         return len(tokens), False
+
+    def _holds_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
+        if not stop:
+            return False
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return any(s in text for s in stop)
 
     @staticmethod
     def _completion(text: str, n_tokens: int, ended: bool, logprob: float, prompt_tokens: int,
