@@ -15,7 +15,7 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from solve_in_lean.cli import check, formalize, setup, solve  # noqa: F401  (commands register on import)
+    from solve_in_lean.cli import check, evaluate, formalize, report, setup, solve, transfer  # noqa: F401  (register)
 
 
 def main() -> None:

@@ -1,0 +1,215 @@
+"""One function per evaluation task: an item, a model and Lean in; a per-item record out.
+
+Each record keeps every intermediate artefact (samples, Lean code, Lean's messages, verdicts)
+and a `scores` table: the item's outcome for each metric of its task. A run's metric is the
+mean of those outcomes (a rate with a Wilson interval for yes/no outcomes); docs/evaluation.md
+defines each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from autoformalize.backtranslate import backtranslate
+from autoformalize.faithfulness import parse_verdict, quantities
+from autoformalize.formalize import formalize
+from autoformalize.metrics import dataset_metrics
+from autoformalize.problem import FormalProblem
+from solve_in_lean.answers import equivalent, extract_answer
+from solve_in_lean.eval.metrics import estimate, pass_at_k
+from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.models.base import Generator, SamplingParams
+from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.pipeline import PipelineConfig, run_problem
+from solve_in_lean.solve import SolveConfig, chain_of_thought, solve_formal
+from solve_in_lean.verify import Policy
+
+TASKS = ("cot", "lean-solve", "formalize", "backtranslate", "prove")
+NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How hard each task tries; recorded in the run's config."""
+
+    samples: int = 1
+    """cot: answers voted; lean-solve: Lean programs per problem; prove: n, proofs sampled for pass@k."""
+    ks: tuple[int, ...] = (1,)
+    """prove: the k of each pass@k reported (each at most `samples`)."""
+    rounds: int = 0
+    """Repair rounds with Lean's errors (lean-solve, formalize). prove samples only: repairs would
+    make the samples dependent and pass@k meaningless."""
+    formalize_k: int = 1
+    """Statements sampled per problem (formalize; lean-solve when no statement is given)."""
+    cot_k: int = 1
+    """lean-solve: chain-of-thought samples for the unverified fallback answer."""
+    judge: bool = True
+    """Ask the model whether a back-translation matches the English (formalize, lean-solve)."""
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
+        if self.samples < 1 or self.formalize_k < 1 or min(self.ks, default=1) < 1:
+            raise ValueError("samples, formalize_k and every k must be at least 1")
+        if self.rounds < 0 or self.cot_k < 0:
+            raise ValueError("rounds and cot_k must be at least 0")
+        if self.ks and max(self.ks) > self.samples:
+            raise ValueError(f"pass@{max(self.ks)} needs at least {max(self.ks)} samples per problem, "
+                             f"got {self.samples}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ks": list(self.ks)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TaskOptions":
+        return cls(**{**d, "ks": tuple(d.get("ks", (1,)))})
+
+
+@dataclass
+class TaskContext:
+    generator: Generator
+    checker: LeanChecker | None
+    params: SamplingParams
+    options: TaskOptions = field(default_factory=TaskOptions)
+    header: str = ""
+    """Lean header for items that bring none (English problems, statements without a header)."""
+    policy: Policy = field(default_factory=Policy)
+
+
+def formal_problem(item: dict[str, Any], header: str) -> FormalProblem:
+    """The item's statement, under the run's header when it brings none of its own."""
+    formal = dict(item["formal"])
+    formal.setdefault("source", item.get("question") or "")
+    if not formal.get("header"):
+        formal["header"] = header
+    return FormalProblem.from_dict(formal)
+
+
+def run_cot(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Chain of thought in English; the majority answer of `samples` samples against the reference."""
+    answer, votes, samples = chain_of_thought(item["question"], ctx.generator, params=ctx.params,
+                                              k=ctx.options.samples)
+    return {"prediction": answer, "reference": item["answer"], "votes": votes, "samples": samples,
+            "sample_answers": [extract_answer(s) for s in samples],
+            "scores": {"accuracy": equivalent(answer, item["answer"])}}
+
+
+def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """The whole pipeline (formalize when needed, solve in Lean, explain); verified answers count."""
+    o = ctx.options
+    cfg = PipelineConfig(formalize_k=o.formalize_k, formalize_rounds=o.rounds, judge=o.judge, header=ctx.header,
+                         solve=SolveConfig(k=o.samples, rounds=o.rounds, cot_k=o.cot_k, timeout_s=o.timeout_s,
+                                           policy=ctx.policy))
+    problem = {"id": item["id"], "question": item.get("question") or ""}
+    if item.get("formal"):
+        problem["formal"] = formal_problem(item, ctx.header).to_dict()
+    if item.get("answer") is not None:
+        problem["answer"] = item["answer"]
+    rec = run_problem(problem, ctx.generator, _checker(ctx), params=ctx.params, cfg=cfg)
+    ref = item.get("answer")
+    correct = equivalent(rec["answer"], ref) if ref is not None else None
+    return {"pipeline": rec, "prediction": rec["answer"], "reference": ref, "status": rec["status"],
+            "scores": {"verified_accuracy": None if ref is None else bool(rec["verified"] and correct),
+                       "verified_rate": bool(rec["verified"]), "accuracy": correct}}
+
+
+def run_formalize(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Autoformalize the English; score the best statement (elaborates, judged faithful, cheap checks,
+    and whether it equals a reference statement when the item has one)."""
+    o = ctx.options
+    reference = formal_problem(item, ctx.header) if item.get("formal") else None
+    result = formalize(item["question"], ctx.generator, _checker(ctx), params=ctx.params, k=o.formalize_k,
+                       rounds=o.rounds, kind=reference.kind if reference else None, header=ctx.header,
+                       id=item["id"], judge=o.judge, timeout_s=o.timeout_s)
+    best = result.best
+    match = None
+    if reference is not None:
+        match = best is not None and best.problem.key() == reference.key()
+    return {"formalization": {**result.to_dict(), "dataset": item["dataset"]},
+            "scores": {"elaboration_rate": best is not None,
+                       "faithful_rate": best is not None and best.verdict is True,
+                       "cheap_pass_rate": best is not None and bool(best.checks and best.checks.get("passed")),
+                       "reference_match": match}}
+
+
+def quantity_recall(original: str, backtranslation: str) -> float | None:
+    """Fraction of the original problem's quantities that the back-translation mentions (a quantity
+    counts when any of its readings, e.g. 25% as 25 or 1/4, appears); None when it has none."""
+    wanted = quantities(original)
+    if not wanted:
+        return None
+    present = {v for q in quantities(backtranslation) for alt in q.alternatives for v in alt}
+    found = sum(any(all(v in present for v in alt) for alt in q.alternatives) for q in wanted)
+    return found / len(wanted)
+
+
+def run_backtranslate(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Lean statement -> English; the model then judges it against the original English (the
+    judge prompt of autoformalize), and the original's quantities are looked for in it."""
+    problem = formal_problem(item, ctx.header)
+    text = backtranslate(problem.statement, ctx.generator, params=ctx.params)
+    prompt = get_prompt("judge").render(problem=item["question"], lean=problem.statement.strip(),
+                                        backtranslation=text or "(no back-translation)")
+    judge_text = ctx.generator.generate([prompt], dataclasses.replace(ctx.params, n=1))[0][0].text
+    verdict = parse_verdict(judge_text)
+    return {"statement": problem.statement, "original": item["question"], "backtranslation": text,
+            "judge_text": judge_text, "verdict": verdict,
+            "scores": {"faithful_rate": verdict is True,
+                       "quantity_recall": quantity_recall(item["question"], text)}}
+
+
+def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """`samples` independent whole proofs, each verified; pass@k by the unbiased estimator."""
+    o = ctx.options
+    problem = formal_problem(item, ctx.header)
+    result = solve_formal(problem, ctx.generator, _checker(ctx), params=ctx.params,
+                          cfg=SolveConfig(k=o.samples, rounds=0, cot_k=0, timeout_s=o.timeout_s, policy=ctx.policy))
+    n, c = len(result.attempts), sum(a.verified for a in result.attempts)
+    scores: dict[str, Any] = {f"pass@{k}": pass_at_k(n, c, k) for k in o.ks}
+    if n in o.ks:
+        scores[f"pass@{n}"] = c > 0  # "any proof verified" is a yes/no outcome
+    return {"solve": result.to_dict(), "samples": n, "correct": c, "proof": result.proof, "scores": scores}
+
+
+def _checker(ctx: TaskContext) -> LeanChecker:
+    if ctx.checker is None:
+        raise ValueError("this task needs a Lean checker")
+    return ctx.checker
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
+    "cot": run_cot, "lean-solve": run_lean_solve, "formalize": run_formalize,
+    "backtranslate": run_backtranslate, "prove": run_prove}
+
+
+def metric_names(task: str, options: TaskOptions) -> list[str]:
+    """The task's metrics, main one first."""
+    if task == "prove":
+        return [f"pass@{k}" for k in options.ks]
+    return {"cot": ["accuracy"], "lean-solve": ["verified_accuracy", "verified_rate", "accuracy"],
+            "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
+            "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
+
+
+def item_scores(record: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A record's outcome per metric; a record whose run raised counts as a failure."""
+    if "error" in record:
+        return {name: False for name in names}
+    return {name: record.get("scores", {}).get(name) for name in names}
+
+
+def task_metrics(task: str, records: list[dict[str, Any]], options: TaskOptions,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    """Every metric of a task over a run's records, with intervals; `main` names the headline one
+    (the first that has data)."""
+    names = metric_names(task, options)
+    scored = [item_scores(r, names) for r in records]
+    metrics = {name: estimate([s[name] for s in scored], confidence).to_dict() for name in names}
+    main = next((n for n in names if metrics[n]["value"] is not None), names[0])
+    out: dict[str, Any] = {"task": task, "items": len(records), "errors": sum("error" in r for r in records),
+                           "confidence": confidence, "main": main, "metrics": metrics}
+    if task == "formalize":
+        out["formalization"] = dataset_metrics([r["formalization"] for r in records if "formalization" in r])
+    return out

@@ -1,0 +1,179 @@
+"""Training examples for every task in one chat format, built from datasets and earlier runs.
+
+An example is {"task", "source": {"data_sha256", "id"}, "messages": [system, user, assistant]}:
+the system and user turns are the task's prompt template (instructions, no few-shot examples),
+the assistant turn is what the model should answer. So training and evaluation speak the same
+format, and one loader trains on any mixture of tasks.
+
+    cot            GSM8K solutions (calculator notes removed, "The answer is N." at the end),
+                   MATH solutions, or the `solution` of our own items
+    formalize      English -> the item's statement in a ```lean block (statement records)
+    backtranslate  the statement -> the English
+    lean-solve     verified programs: records of earlier `eval --task lean-solve` runs (or
+                   `lean-solve solve` results), or an item's `proof`, verified with Lean first
+    prove          verified proofs: records of earlier `eval --task prove` runs, or an item's
+                   `proof`, verified with Lean first
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterable
+
+from autoformalize.problem import FormalProblem
+from solve_in_lean.eval.datasets import DatasetError, file_sha256, gsm8k_cot_text, load_items
+from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.records import read_jsonl
+from solve_in_lean.solve import target_of
+from solve_in_lean.verify import Policy, VerifyRequest, verify_many
+
+TRAIN_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove")
+_PROMPT = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtranslate", "lean-solve": "lean_solve",
+           "prove": "prove"}
+
+
+def chat_example(task: str, fields: dict[str, Any], answer: str, source: dict[str, str]) -> dict[str, Any]:
+    """One example: the task's system prompt and instruction, then the answer to learn."""
+    tmpl = get_prompt(_PROMPT[task])
+    messages = [{"role": "system", "content": tmpl.system}] if tmpl.system else []
+    messages += [{"role": "user", "content": tmpl.instruction_for(**fields)},
+                 {"role": "assistant", "content": answer}]
+    return {"task": task, "source": source, "messages": messages}
+
+
+def _lean_block(code: str) -> str:
+    return f"```lean\n{code.strip()}\n```"
+
+
+def _with_header(formal: dict[str, Any], header: str) -> FormalProblem:
+    problem = FormalProblem.from_dict({"source": "", **formal})
+    if not problem.header:
+        problem.header = header
+    return problem
+
+
+def item_examples(task: str, items: Iterable[dict[str, Any]], sha: str) -> list[dict[str, Any]]:
+    """cot, formalize and backtranslate examples from dataset items that have what the task needs."""
+    out = []
+    for it in items:
+        src = {"data_sha256": sha, "id": it["id"]}
+        formal, question = it.get("formal"), it.get("question")
+        if task == "cot" and question and it.get("solution"):
+            text = gsm8k_cot_text(it["solution"]) if it["dataset"] == "gsm8k" else it["solution"].strip()
+            out.append(chat_example("cot", {"problem": question}, text, src))
+        elif task == "formalize" and question and formal:
+            out.append(chat_example("formalize", {"problem": question, "kind": formal["kind"]},
+                                    _lean_block(formal["statement"]), src))
+        elif task == "backtranslate" and question and formal:
+            out.append(chat_example("backtranslate", {"lean": formal["statement"].strip(), "result": ""},
+                                    question.strip(), src))
+    return out
+
+
+def given_proof_examples(task: str, items: list[dict[str, Any]], sha: str, checker: LeanChecker | None,
+                         header: str, policy: Policy) -> list[dict[str, Any]]:
+    """lean-solve/prove examples from items carrying a `proof`, kept only if Lean verifies it."""
+    kind = "compute" if task == "lean-solve" else "prove"
+    todo = [(it, _with_header(it["formal"], header)) for it in items
+            if it.get("formal") and it["formal"]["kind"] == kind and isinstance(it["meta"].get("proof"), str)]
+    if not todo:
+        return []
+    if checker is None:
+        raise DatasetError(f"verifying the given proofs for {task} training data needs a Lean checker")
+    requests = [VerifyRequest(it["meta"]["proof"], p.header or None, target_of(p), p.answer_name) for it, p in todo]
+    verdicts = verify_many(requests, checker, policy=policy)
+    return [_solution_example(task, it.get("question") or "", p.statement, it["meta"]["proof"],
+                              {"data_sha256": sha, "id": it["id"]})
+            for (it, p), v in zip(todo, verdicts) if v.verified]
+
+
+def _solution_example(task: str, question: str, statement: str, code: str, src: dict[str, str]) -> dict[str, Any]:
+    if task == "lean-solve":
+        return chat_example("lean-solve", {"problem": question, "statement": statement.strip()}, _lean_block(code), src)
+    return chat_example("prove", {"statement": statement.strip()}, _lean_block(code), src)
+
+
+def record_examples(task: str, records: Iterable[dict[str, Any]], sha: str) -> list[dict[str, Any]]:
+    """lean-solve/prove examples from the verified solutions in earlier runs' records."""
+    out = []
+    for r in records:
+        rec = r.get("pipeline", r)  # eval lean-solve records wrap the pipeline record; `solve` writes it bare
+        src = {"data_sha256": sha, "id": str(r["id"])}
+        if task == "lean-solve" and rec.get("verified") and rec.get("lean_code") and rec.get("formal"):
+            if rec["formal"].get("kind") == "compute":
+                out.append(_solution_example(task, rec.get("question", ""), rec["formal"]["statement"],
+                                             rec["lean_code"], src))
+        elif task == "prove" and r.get("task") == "prove" and r.get("proof"):
+            out.append(_solution_example(task, "", r["item"]["formal"]["statement"], r["proof"], src))
+    return out
+
+
+def _records_file(path: Path) -> tuple[Path, str] | None:
+    """(records file, data hash) when `path` is a run directory or its records.jsonl, or a
+    `lean-solve solve` results file; None for a plain data file."""
+    from solve_in_lean.eval.run import RECORDS, load_run
+
+    if path.is_dir():
+        run = load_run(path)
+        return path / RECORDS, run.config["data_sha256"]
+    if path.name == RECORDS and (path.parent / "config.json").is_file():
+        return path, load_run(path.parent).config["data_sha256"]
+    first = next(read_jsonl(path), {})
+    if "stages" in first and "lean_code" in first:
+        return path, file_sha256(path)
+    return None
+
+
+def examples_from(task: str, path: str | Path, *, checker: LeanChecker | None = None, header: str = "",
+                  policy: Policy | None = None) -> list[dict[str, Any]]:
+    """Every training example of `task` that the file or run directory at `path` yields."""
+    if task not in TRAIN_TASKS:
+        raise DatasetError(f"unknown training task {task!r}; choose from {', '.join(TRAIN_TASKS)}")
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or run directory")
+    found = _records_file(path)
+    if found is not None:
+        return record_examples(task, read_jsonl(found[0]), found[1])
+    items, sha = load_items(path), file_sha256(path)
+    if task in ("lean-solve", "prove"):
+        return given_proof_examples(task, items, sha, checker, header, policy or Policy())
+    return item_examples(task, items, sha)
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split `total` examples over tasks in proportion to `weights` (largest remainders)."""
+    live = {t: w for t, w in weights.items() if w > 0}
+    norm = sum(live.values())
+    exact = {t: total * w / norm for t, w in live.items()}
+    counts = {t: int(x) for t, x in exact.items()}
+    for t in sorted(live, key=lambda t: (counts[t] - exact[t], t))[: total - sum(counts.values())]:
+        counts[t] += 1
+    return counts
+
+
+def mix(pools: dict[str, list[dict[str, Any]]], weights: dict[str, float], total: int,
+        seed: int) -> list[dict[str, Any]]:
+    """`total` examples drawn from the task pools by weight, shuffled; a pool smaller than its
+    share is repeated (whole passes, then a random part), never padded with other tasks."""
+    rng = random.Random(seed)
+    chosen: list[dict[str, Any]] = []
+    for task, count in sorted(allocate(total, weights).items()):
+        pool = pools.get(task) or []
+        if count and not pool:
+            raise DatasetError(f"the mixture gives weight to {task} but no {task} training examples were found")
+        full, rest = divmod(count, len(pool)) if pool else (0, 0)
+        chosen += pool * full + rng.sample(pool, rest)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def write_examples(examples: list[dict[str, Any]], path: str | Path) -> Path:
+    """The examples as JSONL (the training set of a mixture, kept next to the model it trained)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+    return path

@@ -1,0 +1,375 @@
+"""Transfer experiments: train on a task mixture, evaluate on every task, compare with the base model.
+
+The question (InternLM-Math): does training on formal tasks help informal reasoning, and back?
+For each mixture of training tasks (weights in a TOML config, docs/evaluation.md), the base
+model is fine-tuned on examples drawn by weight, then every evaluation task runs on the
+trained model. The transfer matrix has one row per mixture and one column per task metric,
+each cell the metric minus the base model's. Everything is kept and resumable:
+
+    OUT/base-model/           the tiny random model, when the config asks for it
+    OUT/data/MIXTURE.jsonl    the training examples of a mixture
+    OUT/models/MIXTURE/       the fine-tuned weights, train.json (config, loss curve)
+    OUT/runs/ROW/EVAL/        evaluation run directories (`lean-solve report` reads them)
+    OUT/transfer.json         the matrix, absolute values, and where each number came from
+    OUT/heatmap.png, OUT/losses.png
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from solve_in_lean.eval.finetune import TrainConfig, finetune
+from solve_in_lean.eval.tasks import NEEDS_LEAN, TASKS, TaskContext, TaskOptions, metric_names
+from solve_in_lean.eval.trainingdata import TRAIN_TASKS, examples_from, mix, write_examples
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+BASE = "base"
+
+
+class ConfigError(ValueError):
+    """The experiment config is missing something or has a wrong value; the message says which."""
+
+
+@dataclass
+class EvalEntry:
+    """One evaluation column group: a task on a data file."""
+
+    name: str
+    task: str
+    data: Path
+    format: str = "auto"
+    split: str | None = None
+    limit: int | None = None
+    options: TaskOptions = field(default_factory=TaskOptions)
+    metric: str | None = None
+    """The metric shown in the matrix (default: the task's main metric)."""
+
+
+@dataclass
+class Mixture:
+    name: str
+    weights: dict[str, float]
+
+
+@dataclass
+class TransferConfig:
+    path: Path
+    out: Path
+    seed: int
+    model: dict[str, Any]
+    """ModelConfig fields of the base model (backend, model, sampling, options)."""
+    tiny_model: bool
+    lean: dict[str, Any]
+    header: str
+    train: TrainConfig
+    examples: int
+    """Training examples per mixture, drawn from the task pools by weight."""
+    data: dict[str, list[Path]]
+    evals: list[EvalEntry]
+    mixtures: list[Mixture]
+
+
+def _task_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _eval_entry(raw: dict[str, Any], base: Path, where: str) -> EvalEntry:
+    known = {"name", "task", "data", "format", "split", "limit", "metric", "samples", "k", "rounds",
+             "formalize_k", "cot_k", "judge", "timeout_s"}
+    if bad := sorted(set(raw) - known):
+        raise ConfigError(f"{where}: unknown key(s) {bad}; known: {sorted(known)}")
+    if "task" not in raw or "data" not in raw:
+        raise ConfigError(f"{where}: every [[eval]] needs a task and a data file")
+    task = _task_name(raw["task"])
+    if task not in TASKS:
+        raise ConfigError(f"{where}: unknown task {raw['task']!r}; choose one of: {', '.join(TASKS)}")
+    ks = tuple(raw.get("k", [1])) if task == "prove" else (1,)
+    samples = raw.get("samples", max(ks) if task == "prove" else 1)
+    try:
+        options = TaskOptions(samples=samples, ks=ks, rounds=raw.get("rounds", 0),
+                              formalize_k=raw.get("formalize_k", 1), cot_k=raw.get("cot_k", 1),
+                              judge=raw.get("judge", True), timeout_s=raw.get("timeout_s"))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+    metric = raw.get("metric")
+    if metric is not None and metric not in metric_names(task, options):
+        raise ConfigError(f"{where}: {task} has no metric {metric!r}; it has {metric_names(task, options)}")
+    return EvalEntry(raw.get("name", task), task, base / raw["data"], raw.get("format", "auto"), raw.get("split"),
+                     raw.get("limit"), options, metric)
+
+
+def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferConfig:
+    """Read and check an experiment config; relative paths are relative to the config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    known = {"out", "seed", "tiny_model", "examples", "model", "lean", "train", "data", "eval", "mixtures"}
+    if bad := sorted(set(data) - known):
+        raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
+    base = path.parent
+    model = _table(data, "model", str(path))
+    from solve_in_lean.models import ModelConfig
+
+    try:
+        ModelConfig.from_dict(model)
+        train_raw = _table(data, "train", str(path))
+        if bad := sorted(set(train_raw) - {f.name for f in fields(TrainConfig)}):
+            raise ConfigError(f"{path}: unknown [train] key(s) {bad}")
+        train = TrainConfig(**{**train_raw, "seed": train_raw.get("seed", data.get("seed", 0))})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: {e}") from e
+    lean = {"backend": "auto", "timeout_s": 60.0, **_table(data, "lean", str(path))}
+    header = ""
+    if lean.get("header"):
+        header_path = base / lean["header"]
+        if not header_path.is_file():
+            raise ConfigError(f"{path}: [lean] header {header_path} does not exist")
+        header = header_path.read_text(encoding="utf-8")
+    else:
+        from autoformalize.formalize import DEFAULT_HEADER
+
+        header = DEFAULT_HEADER
+    sources: dict[str, list[Path]] = {}
+    for task, value in _table(data, "data", str(path)).items():
+        if _task_name(task) not in TRAIN_TASKS:
+            raise ConfigError(f"{path}: [data] {task!r} is not a training task ({', '.join(TRAIN_TASKS)})")
+        sources[_task_name(task)] = [base / v for v in ([value] if isinstance(value, str) else value)]
+    evals = [_eval_entry(e, base, f"{path} [[eval]] {i + 1}") for i, e in enumerate(data.get("eval", []))]
+    mixtures = []
+    for i, m in enumerate(data.get("mixtures", [])):
+        weights = {_task_name(t): float(w) for t, w in m.get("weights", {}).items()}
+        if not m.get("name") or not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ConfigError(f"{path} [[mixtures]] {i + 1}: needs a name and non-negative weights summing above 0")
+        if missing := sorted(t for t, w in weights.items() if w > 0 and t not in sources):
+            raise ConfigError(f"{path}: mixture {m['name']!r} weights {missing} but [data] names no file for it")
+        mixtures.append(Mixture(str(m["name"]), weights))
+    if not evals or not mixtures:
+        raise ConfigError(f"{path}: needs at least one [[eval]] and one [[mixtures]] entry")
+    names = [e.name for e in evals]
+    if len(set(names)) != len(names) or len({m.name for m in mixtures} | {BASE}) != len(mixtures) + 1:
+        raise ConfigError(f"{path}: eval names and mixture names must be unique (and no mixture called {BASE!r})")
+    out_dir = Path(out) if out else (base / data["out"] if "out" in data else Path("runs") / path.stem)
+    return TransferConfig(path, out_dir, int(data.get("seed", 0)), model, bool(data.get("tiny_model", False)),
+                          lean, header, train, int(data.get("examples", 256)), sources, evals, mixtures)
+
+
+@dataclass
+class TransferResult:
+    out: Path
+    rows: list[str]
+    columns: list[str]
+    values: dict[str, dict[str, float | None]]
+    """Absolute metric value per row (base first) and column."""
+    runs: dict[str, dict[str, str]]
+    training: dict[str, dict[str, Any]]
+
+    def delta(self, row: str, column: str) -> float | None:
+        v, b = self.values[row][column], self.values[BASE][column]
+        return None if v is None or b is None else v - b
+
+    @property
+    def json_path(self) -> Path:
+        return self.out / "transfer.json"
+
+    @property
+    def heatmap_path(self) -> Path:
+        return self.out / "heatmap.png"
+
+    def table(self) -> str:
+        """Rows: mixtures; cells: change from the base model (absolute value in parentheses)."""
+        fmt = (lambda x: "-" if x is None else f"{x:.3f}")
+        rows = [["mixture", *self.columns], [f"{BASE} (absolute)", *(fmt(self.values[BASE][c]) for c in self.columns)]]
+        for r in self.rows[1:]:
+            rows.append([r, *(f"{'-' if self.delta(r, c) is None else format(self.delta(r, c), '+.3f')} "
+                              f"({fmt(self.values[r][c])})" for c in self.columns)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "rows": self.rows, "columns": self.columns, "values": self.values,
+                "delta": {r: {c: self.delta(r, c) for c in self.columns} for r in self.rows[1:]},
+                "runs": self.runs, "training": self.training, "heatmap": str(self.heatmap_path)}
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _base_model(cfg: TransferConfig, log: Callable[[str], None]) -> str:
+    if not cfg.tiny_model:
+        if "model" not in cfg.model:
+            raise ConfigError(f"{cfg.path}: [model] needs `model` (a hub name or folder), or set tiny_model = true")
+        return str(cfg.model["model"])
+    from solve_in_lean.models.tiny import build_tiny_model
+
+    path = cfg.out / "base-model"
+    if not (path / "config.json").is_file():
+        log(f"building the tiny random model in {path} (a pipeline check: its numbers mean nothing)")
+        build_tiny_model(path)
+    return str(path)
+
+
+def _train(cfg: TransferConfig, mixture: Mixture, base: str, pools: dict[str, list[dict[str, Any]]],
+           progress: bool | None, log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+    """The mixture's fine-tuned model, trained now or found from an earlier run with the same settings."""
+    examples = mix(pools, mixture.weights, cfg.examples, cfg.seed)
+    key = _hash({"base": base, "train": cfg.train.to_dict(), "examples": examples})
+    out = cfg.out / "models" / mixture.name
+    info_path = out / "train.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("key") != key:
+            raise ConfigError(f"{out} was trained with other settings or data; delete it or choose another --out")
+        log(f"{mixture.name}: using the model trained earlier in {out}")
+        return str(out), info["result"]
+    write_examples(examples, cfg.out / "data" / f"{mixture.name}.jsonl")
+    counts = {t: sum(e["task"] == t for e in examples) for t in mixture.weights}
+    log(f"{mixture.name}: training on {len(examples)} examples {counts} ({cfg.train.method})")
+    result = finetune(base, examples, out, cfg.train, progress=progress, description=f"training {mixture.name}")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info.update(key=key, counts=counts)
+    info_path.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    log(f"{mixture.name}: {result.steps} steps in {result.seconds:.1f} s, loss {result.losses[0]:.3f} -> "
+        f"{result.losses[-1]:.3f}")
+    return str(out), info["result"]
+
+
+def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: list[Any], checker: Any,
+                  progress: bool | None, log: Callable[[str], None]) -> tuple[dict[str, float | None], dict[str, str]]:
+    from solve_in_lean.cli.common import DEFAULT_SAMPLING_TEMPERATURE
+    from solve_in_lean.eval.run import evaluate
+    from solve_in_lean.models import ModelConfig, generator_from_config
+
+    mcfg = ModelConfig.from_dict({**cfg.model, "model": model_path, "seed": cfg.seed})
+    values, runs = {}, {}
+    with generator_from_config(mcfg) as generator:
+        for entry, selection in zip(cfg.evals, selections):
+            params = mcfg.sampling()
+            if entry.options.samples > 1 and params.greedy:
+                params = replace(params, temperature=DEFAULT_SAMPLING_TEMPERATURE)
+            ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, params, entry.options,
+                              cfg.header)
+            run_dir = cfg.out / "runs" / row / entry.name
+            _, _, metrics = evaluate(run_dir, selection, ctx, model=mcfg.to_dict(), progress=progress)
+            metric = entry.metric or metrics["main"]
+            values[f"{entry.name}:{metric}"] = metrics["metrics"][metric]["value"]
+            runs[f"{entry.name}:{metric}"] = str(run_dir)
+            log(f"{row}: {entry.name} {metric} = {values[f'{entry.name}:{metric}']}")
+    return values, runs
+
+
+def _check_headers(selections: list[Any], cfg: TransferConfig, checker: Any) -> None:
+    """Refuse to start when a header cannot elaborate: every Lean metric would be zero for it."""
+    from solve_in_lean.eval.run import lean_headers
+
+    for header in dict.fromkeys(h for s in selections for h in lean_headers(s, cfg.header)):
+        res = checker.check("", header=header)
+        if not res.ok:
+            why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
+            raise ConfigError(f"a Lean header of the evaluation does not elaborate with the {checker.name} backend "
+                              f"({why}); set [lean] header to a file that does, or use a backend with Mathlib")
+
+
+def run_transfer(cfg: TransferConfig, *, progress: bool | None = None,
+                 log: Callable[[str], None] | None = None) -> TransferResult:
+    """Evaluate the base model, then train and evaluate each mixture; write the matrix and plots."""
+    from solve_in_lean.eval.run import select_items
+    from solve_in_lean.lean import get_checker
+
+    log = log or (lambda _msg: None)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    selections = [select_items(e.task, e.data, fmt=e.format, split=e.split, limit=e.limit, seed=cfg.seed)
+                  for e in cfg.evals]
+    needs_lean = any(e.task in NEEDS_LEAN for e in cfg.evals) or bool({"lean-solve", "prove"} & cfg.data.keys())
+    checker = None
+    if needs_lean:
+        from solve_in_lean.config import resolve_backend
+
+        checker = get_checker(resolve_backend(cfg.lean["backend"]), timeout_s=float(cfg.lean["timeout_s"]))
+    try:
+        _check_headers(selections, cfg, checker)
+        held_out = {(s.sha256, it["id"]) for s in selections for it in s.items}
+        used = {t for m in cfg.mixtures for t, w in m.weights.items() if w > 0}
+        pools = {t: [e for p in paths for e in examples_from(t, p, checker=checker, header=cfg.header)
+                     if (e["source"]["data_sha256"], e["source"]["id"]) not in held_out]
+                 for t, paths in cfg.data.items() if t in used}
+        log("training examples per task (evaluation items left out): "
+            + ", ".join(f"{t} {len(p)}" for t, p in pools.items()))
+        base = _base_model(cfg, log)
+        values, runs, training = {}, {}, {}
+        values[BASE], runs[BASE] = _evaluate_row(cfg, BASE, base, selections, checker, progress, log)
+        for mixture in cfg.mixtures:
+            path, training[mixture.name] = _train(cfg, mixture, base, pools, progress, log)
+            values[mixture.name], runs[mixture.name] = _evaluate_row(cfg, mixture.name, path, selections, checker,
+                                                                     progress, log)
+    finally:
+        if checker is not None:
+            checker.close()
+    columns = list(values[BASE])
+    result = TransferResult(cfg.out, [BASE, *(m.name for m in cfg.mixtures)], columns, values, runs, training)
+    result.json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    plot_heatmap(result, result.heatmap_path)
+    plot_losses(training, cfg.out / "losses.png")
+    return result
+
+
+def plot_heatmap(result: TransferResult, path: Path) -> Path:
+    """Change from the base model per mixture (rows) and task metric (columns), annotated."""
+    import math
+
+    from matplotlib.figure import Figure
+
+    mixtures = result.rows[1:]
+    grid = [[(d if (d := result.delta(r, c)) is not None else math.nan) for c in result.columns] for r in mixtures]
+    finite = [abs(v) for row in grid for v in row if not math.isnan(v)]
+    scale = max(finite + [0.05])
+    fig = Figure(figsize=(1.9 * len(result.columns) + 2.5, 0.8 * len(mixtures) + 2.2), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
+    labels = [f"{c.replace(':', chr(10))}\nbase {result.values[BASE][c]:.2f}" if result.values[BASE][c] is not None
+              else f"{c.replace(':', chr(10))}\nbase -" for c in result.columns]
+    ax.set_xticks(range(len(result.columns)), labels, fontsize="small")
+    ax.set_yticks(range(len(mixtures)), mixtures)
+    for i, r in enumerate(mixtures):
+        for j, c in enumerate(result.columns):
+            d = result.delta(r, c)
+            ax.text(j, i, "-" if d is None else f"{d:+.2f}", ha="center", va="center", fontsize="small")
+    fig.colorbar(image, ax=ax, label="change from the base model")
+    ax.set_title("transfer: training mixture (rows) -> task metric (columns)")
+    fig.savefig(path)
+    return path
+
+
+def plot_losses(training: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Training loss per optimizer step, one curve per mixture."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    for name, info in training.items():
+        ax.plot(range(1, len(info["losses"]) + 1), info["losses"], label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize="small")
+    fig.savefig(path)
+    return path
