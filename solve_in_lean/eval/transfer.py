@@ -182,6 +182,9 @@ class TransferResult:
     """Absolute metric value per row (base first) and column."""
     runs: dict[str, dict[str, str]]
     training: dict[str, dict[str, Any]]
+    p_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Paired test of each mixture against the base model on the same items (report.compare)."""
+    alpha: float = 0.05
 
     def delta(self, row: str, column: str) -> float | None:
         v, b = self.values[row][column], self.values[BASE][column]
@@ -195,20 +198,30 @@ class TransferResult:
     def heatmap_path(self) -> Path:
         return self.out / "heatmap.png"
 
+    def significant(self, row: str, column: str) -> bool:
+        return self.p_values.get(row, {}).get(column, 1.0) < self.alpha
+
+    def cell(self, row: str, column: str) -> str:
+        """`+0.120*`: the change from the base model, starred when the paired test finds it significant."""
+        d = self.delta(row, column)
+        return "-" if d is None else f"{d:+.3f}{'*' if self.significant(row, column) else ''}"
+
     def table(self) -> str:
         """Rows: mixtures; cells: change from the base model (absolute value in parentheses)."""
         fmt = (lambda x: "-" if x is None else f"{x:.3f}")
         rows = [["mixture", *self.columns], [f"{BASE} (absolute)", *(fmt(self.values[BASE][c]) for c in self.columns)]]
         for r in self.rows[1:]:
-            rows.append([r, *(f"{'-' if self.delta(r, c) is None else format(self.delta(r, c), '+.3f')} "
-                              f"({fmt(self.values[r][c])})" for c in self.columns)])
+            rows.append([r, *(f"{self.cell(r, c)} ({fmt(self.values[r][c])})" for c in self.columns)])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        return "\n".join(lines + [f"(change from the base model, absolute value in parentheses; * paired test "
+                                   f"p < {self.alpha} on the same items)"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "rows": self.rows, "columns": self.columns, "values": self.values,
                 "delta": {r: {c: self.delta(r, c) for c in self.columns} for r in self.rows[1:]},
-                "runs": self.runs, "training": self.training, "heatmap": str(self.heatmap_path)}
+                "p_values": self.p_values, "runs": self.runs, "training": self.training,
+                "heatmap": str(self.heatmap_path)}
 
 
 def _hash(obj: Any) -> str:
@@ -326,11 +339,25 @@ def run_transfer(cfg: TransferConfig, *, progress: bool | None = None,
         if checker is not None:
             checker.close()
     columns = list(values[BASE])
-    result = TransferResult(cfg.out, [BASE, *(m.name for m in cfg.mixtures)], columns, values, runs, training)
+    result = TransferResult(cfg.out, [BASE, *(m.name for m in cfg.mixtures)], columns, values, runs, training,
+                            _p_values(runs, columns))
     result.json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
     plot_heatmap(result, result.heatmap_path)
     plot_losses(training, cfg.out / "losses.png")
     return result
+
+
+def _p_values(runs: dict[str, dict[str, str]], columns: list[str]) -> dict[str, dict[str, float]]:
+    """Each mixture against the base model, per column, paired on the items both runs finished."""
+    from solve_in_lean.eval.report import compare
+    from solve_in_lean.eval.run import load_run
+
+    out: dict[str, dict[str, float]] = {}
+    for row in runs:
+        if row != BASE:
+            out[row] = {c: compare(load_run(runs[BASE][c]), load_run(runs[row][c]))[c.rsplit(":", 1)[1]].p_value
+                        for c in columns}
+    return out
 
 
 def plot_heatmap(result: TransferResult, path: Path) -> Path:
@@ -352,10 +379,9 @@ def plot_heatmap(result: TransferResult, path: Path) -> Path:
     ax.set_yticks(range(len(mixtures)), mixtures)
     for i, r in enumerate(mixtures):
         for j, c in enumerate(result.columns):
-            d = result.delta(r, c)
-            ax.text(j, i, "-" if d is None else f"{d:+.2f}", ha="center", va="center", fontsize="small")
+            ax.text(j, i, result.cell(r, c), ha="center", va="center", fontsize="small")
     fig.colorbar(image, ax=ax, label="change from the base model")
-    ax.set_title("transfer: training mixture (rows) -> task metric (columns)")
+    ax.set_title(f"transfer: training mixture (rows) -> task metric (columns); * p < {result.alpha}, paired")
     fig.savefig(path)
     return path
 
