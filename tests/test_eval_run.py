@@ -123,3 +123,45 @@ def test_lean_tasks_run_on_the_kernel_with_the_tiny_model(kernel, tiny_model_dir
     mathlib = invoke(["eval", "--task", "prove", "--data", TINY_EVAL, "--out", str(tmp_path / "m"), "-b", "kernel",
                       "--model", str(tiny_model_dir)])
     assert mathlib.exit_code == 2 and "header does not elaborate" in mathlib.output
+
+
+def test_items_in_flight_give_the_same_records(tiny_model_dir, tmp_path):
+    runs = {}
+    for workers in ("1", "3"):
+        out = tmp_path / f"w{workers}"
+        result = invoke(eval_args(tiny_model_dir, out, "--limit", "4", "--samples", "2", "--workers", workers))
+        assert result.exit_code == 0, result.output
+        from solve_in_lean.eval.run import load_run
+
+        runs[workers] = load_run(out).records()
+    assert [r["id"] for r in runs["3"]] == [r["id"] for r in runs["1"]]
+    assert without_timings(runs["3"]) == without_timings(runs["1"])
+
+
+def test_batching_generator_merges_concurrent_calls():
+    import threading
+
+    from solve_in_lean.eval.parallel import BatchingGenerator
+    from solve_in_lean.models.base import SamplingParams
+    from solve_in_lean.models.scripted import ScriptedGenerator
+
+    class Recording(ScriptedGenerator):
+        calls: list = []
+
+        def generate(self, prompts, params):
+            self.calls.append(len(prompts))
+            return super().generate(prompts, params)
+
+    inner = Recording(lambda prompt, i: f"{prompt}-{i}")
+    results = {}
+    with BatchingGenerator(inner, workers=4, window_s=5.0) as gen:
+        def call(name):
+            results[name] = [[c.text for c in row] for row in gen.generate([f"{name}a", f"{name}b"],
+                                                                             SamplingParams(n=2))]
+        threads = [threading.Thread(target=call, args=(str(i),)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert inner.calls == [8]  # four callers, one call of the model
+    assert results["2"] == [["2a-0", "2a-1"], ["2b-0", "2b-1"]]

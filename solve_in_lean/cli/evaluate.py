@@ -38,6 +38,8 @@ def eval_command(
     model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+    workers: int = typer.Option(1, "--workers", help="Items in flight at once, their model calls batched "
+                                                     "together (for vLLM/http on a GPU)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun items whose run raised."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (and no progress bar)."),
     config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
@@ -59,6 +61,8 @@ def eval_command(
         fail(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if k and task != "prove":
         fail("-k sets the pass@k values of the prove task; use --samples for samples per problem")
+    if workers < 1:
+        fail("--workers must be at least 1")
     ks = tuple(k) or (1,)
     n = samples if samples is not None else (max(ks) if task == "prove" else 1)
     try:
@@ -79,7 +83,8 @@ def eval_command(
     ctx = TaskContext(generator, checker, params, options, header_text, policy)
     try:
         run, summary, metrics = evaluate(out, selection, ctx, model=mcfg.to_dict(),
-                                         progress=False if json_out else None, retry_errors=retry_errors)
+                                         progress=False if json_out else None, retry_errors=retry_errors,
+                                         workers=workers)
     except RunError as e:
         fail(str(e))
     except GenerationError as e:

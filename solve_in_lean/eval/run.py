@@ -17,9 +17,9 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from solve_in_lean.batch import BatchSummary, run_resumable
 from solve_in_lean.eval.datasets import file_sha256, load_items, select, usable
@@ -142,23 +142,40 @@ def load_run(run_dir: str | Path) -> Run:
         raise RunError(f"{path}: not a run config ({e})") from e
 
 
-def execute(run: Run, items: list[dict[str, Any]], ctx: TaskContext, *, progress: bool | None = None,
-            retry_errors: bool = False) -> tuple[BatchSummary, dict[str, Any]]:
-    """Run the task on every item not yet done, then write metrics.json; (summary, metrics)."""
-    if [it["id"] for it in items] != run.config["item_ids"]:
-        raise RunError(f"the items given are not the items of the run in {run.dir}")
-    if run.task in NEEDS_LEAN and ctx.checker is None:
-        raise RunError(f"the {run.task} task needs a Lean checker")
-    runner = RUNNERS[run.task]
+def _record_fn(task: str, ctx: TaskContext) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The task on one item, as a record with the item itself and the wall time."""
+    runner = RUNNERS[task]
 
     def one(item: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         record = runner(item, ctx)
-        return {"id": item["id"], "task": run.task, "dataset": item["dataset"], "item": item, **record,
+        return {"id": item["id"], "task": task, "dataset": item["dataset"], "item": item, **record,
                 "seconds": round(time.perf_counter() - start, 3)}
+    return one
 
-    summary = run_resumable(items, run.dir / RECORDS, one, description=f"{run.task} {run.name}",
-                            progress=progress, retry_errors=retry_errors)
+
+def execute(run: Run, items: list[dict[str, Any]], ctx: TaskContext, *, progress: bool | None = None,
+            retry_errors: bool = False, workers: int = 1) -> tuple[BatchSummary, dict[str, Any]]:
+    """Run the task on every item not yet done, then write metrics.json; (summary, metrics).
+
+    `workers` > 1 keeps that many items in flight, their model calls batched together
+    (parallel.py): for GPU backends. Records are the same; only their order in the file changes.
+    """
+    if [it["id"] for it in items] != run.config["item_ids"]:
+        raise RunError(f"the items given are not the items of the run in {run.dir}")
+    if run.task in NEEDS_LEAN and ctx.checker is None:
+        raise RunError(f"the {run.task} task needs a Lean checker")
+    description = f"{run.task} {run.name}"
+    if workers > 1:
+        from solve_in_lean.eval.parallel import BatchingGenerator, run_parallel
+
+        with BatchingGenerator(ctx.generator, workers) as batching:
+            summary = run_parallel(items, run.dir / RECORDS, _record_fn(run.task, replace(ctx, generator=batching)),
+                                   workers=workers, description=description, progress=progress,
+                                   retry_errors=retry_errors)
+    else:
+        summary = run_resumable(items, run.dir / RECORDS, _record_fn(run.task, ctx), description=description,
+                                progress=progress, retry_errors=retry_errors)
     metrics = run.metrics()
     _write_json(run.dir / METRICS, metrics)
     return summary, metrics
@@ -203,7 +220,8 @@ def lean_headers(selection: Selection, header: str) -> list[str]:
 
 
 def evaluate(run_dir: str | Path, selection: Selection, ctx: TaskContext, *, model: dict[str, Any],
-             progress: bool | None = None, retry_errors: bool = False) -> tuple[Run, BatchSummary, dict[str, Any]]:
+             progress: bool | None = None, retry_errors: bool = False,
+             workers: int = 1) -> tuple[Run, BatchSummary, dict[str, Any]]:
     """Open (or resume) the run of `selection` in `run_dir` and execute it."""
     checker = ctx.checker if selection.task in NEEDS_LEAN else None
     lean = None
@@ -215,6 +233,8 @@ def evaluate(run_dir: str | Path, selection: Selection, ctx: TaskContext, *, mod
                         seed=selection.seed, item_ids=[it["id"] for it in selection.items], model=model,
                         sampling=ctx.params.to_dict(), options=ctx.options,
                         header=ctx.header if checker is not None else "", lean=lean)
-    run = open_run(run_dir, config, environment(checker.lean_version if checker is not None else None))
-    summary, metrics = execute(run, selection.items, ctx, progress=progress, retry_errors=retry_errors)
+    env = {**environment(checker.lean_version if checker is not None else None), "workers": workers}
+    run = open_run(run_dir, config, env)
+    summary, metrics = execute(run, selection.items, ctx, progress=progress, retry_errors=retry_errors,
+                               workers=workers)
     return run, summary, metrics

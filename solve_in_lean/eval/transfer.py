@@ -73,6 +73,8 @@ class TransferConfig:
     train: TrainConfig
     examples: int
     """Training examples per mixture, drawn from the task pools by weight."""
+    workers: int
+    """Evaluation items in flight at once (run.execute)."""
     data: dict[str, list[Path]]
     evals: list[EvalEntry]
     mixtures: list[Mixture]
@@ -123,7 +125,7 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    known = {"out", "seed", "tiny_model", "examples", "model", "lean", "train", "data", "eval", "mixtures"}
+    known = {"out", "seed", "tiny_model", "examples", "workers", "model", "lean", "train", "data", "eval", "mixtures"}
     if bad := sorted(set(data) - known):
         raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
     base = path.parent
@@ -170,7 +172,8 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
         raise ConfigError(f"{path}: eval names and mixture names must be unique (and no mixture called {BASE!r})")
     out_dir = Path(out) if out else (base / data["out"] if "out" in data else Path("runs") / path.stem)
     return TransferConfig(path, out_dir, int(data.get("seed", 0)), model, bool(data.get("tiny_model", False)),
-                          lean, header, train, int(data.get("examples", 256)), sources, evals, mixtures)
+                          lean, header, train, int(data.get("examples", 256)), max(1, int(data.get("workers", 1))),
+                          sources, evals, mixtures)
 
 
 @dataclass
@@ -283,7 +286,8 @@ def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: li
             ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, params, entry.options,
                               cfg.header)
             run_dir = cfg.out / "runs" / row / entry.name
-            _, _, metrics = evaluate(run_dir, selection, ctx, model=mcfg.to_dict(), progress=progress)
+            _, _, metrics = evaluate(run_dir, selection, ctx, model=mcfg.to_dict(), progress=progress,
+                                     workers=cfg.workers)
             metric = entry.metric or metrics["main"]
             values[f"{entry.name}:{metric}"] = metrics["metrics"][metric]["value"]
             runs[f"{entry.name}:{metric}"] = str(run_dir)
