@@ -131,9 +131,13 @@ def test_transfer_command_writes_a_matrix_and_a_heatmap(kernel, tmp_path):
                                     eval=ROOT / "examples/data/tiny_eval.jsonl"))
     out = tmp_path / "out"
     _register()
+    one_row = CliRunner().invoke(app, ["transfer", "--mixtures", str(config), "--out", str(out), "--only", "formal"])
+    assert one_row.exit_code == 0, one_row.output
+    assert "formal: training on 8 examples" in one_row.output and "without --only" in one_row.output
+    assert not (out / "transfer.json").exists() and not (out / "runs" / "base").exists()
     result = CliRunner().invoke(app, ["transfer", "--mixtures", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "formal: training on 8 examples" in result.output
+    assert "formal: using the model trained earlier" in result.output
     matrix = json.loads((out / "transfer.json").read_text())
     assert matrix["rows"] == ["base", "formal"] and matrix["columns"] == ["cot:accuracy", "proofs:pass@1"]
     for col in matrix["columns"]:

@@ -16,6 +16,8 @@ def transfer_command(
     mixtures: str = typer.Option(..., "--mixtures", "-m", help="Experiment config (TOML): base model, training "
                                                                 "data, mixtures, eval tasks (docs/evaluation.md)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the config's `out`)."),
+    only: list[str] = typer.Option([], "--only", help="Train and evaluate just this row (base or a mixture; "
+                                                      "repeatable), e.g. one process per row on a GPU."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (and no progress bars)."),
 ) -> None:
     """Train on each task mixture, evaluate every task, print the transfer matrix, plot a heatmap.
@@ -25,7 +27,7 @@ def transfer_command(
     """
     from solve_in_lean.eval.datasets import DatasetError
     from solve_in_lean.eval.run import RunError
-    from solve_in_lean.eval.transfer import ConfigError, load_config, run_transfer
+    from solve_in_lean.eval.transfer import ConfigError, load_config, run_rows, run_transfer
     from solve_in_lean.lean import LeanUnavailable
     from solve_in_lean.models import GenerationError, ModelConfig
 
@@ -33,8 +35,11 @@ def transfer_command(
         cfg = load_config(mixtures, out=out)
     except ConfigError as e:
         fail(str(e))
+    progress, log = (False, None) if json_out else (None, typer.echo)
     try:
-        result = run_transfer(cfg, progress=False if json_out else None, log=None if json_out else typer.echo)
+        if only:
+            _print_rows(run_rows(cfg, only, progress=progress, log=log), json_out)
+        result = run_transfer(cfg, progress=progress, log=log)
     except (ConfigError, DatasetError, RunError) as e:
         fail(str(e))
     except LeanUnavailable as e:
@@ -46,4 +51,15 @@ def transfer_command(
     else:
         typer.echo("\n" + result.table())
         typer.echo(f"\nWrote {result.json_path} and {result.heatmap_path}")
+    raise typer.Exit(EXIT_OK)
+
+
+def _print_rows(rows: dict, json_out: bool) -> None:
+    """The rows done by `--only`; the matrix needs every row, so a run without it assembles that."""
+    if json_out:
+        print_json({"rows": rows})
+    else:
+        for row, data in rows.items():
+            typer.echo(f"{row}: " + ", ".join(f"{c} {v}" for c, v in data["values"].items()))
+        typer.echo("Run again without --only to assemble the transfer matrix (finished work is reused).")
     raise typer.Exit(EXIT_OK)

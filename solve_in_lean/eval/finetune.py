@@ -183,6 +183,12 @@ def finetune(base: str | Path, examples: list[dict[str, Any]], out_dir: str | Pa
         model = model.merge_and_unload()
     result.seconds = time.perf_counter() - start
     _save(model, tokenizer, Path(out_dir), {"config": cfg.to_dict(), "base": str(base), "result": result.to_dict()})
+    del model, optimizer, schedule
+    if device.startswith("cuda"):  # hand the memory back before the evaluation loads its own model
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
     return result
 
 

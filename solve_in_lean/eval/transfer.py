@@ -21,11 +21,12 @@ import json
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from solve_in_lean.eval.finetune import TrainConfig, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TASKS, TaskContext, TaskOptions, metric_names
 from solve_in_lean.eval.trainingdata import TRAIN_TASKS, examples_from, mix, write_examples
+from solve_in_lean.models.base import Completion, Generator, Prompt, SamplingParams
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -270,6 +271,24 @@ def _train(cfg: TransferConfig, mixture: Mixture, base: str, pools: dict[str, li
     return str(out), info["result"]
 
 
+class _LazyGenerator(Generator):
+    """Loads the model at the first call, so a row whose runs are all finished never loads it."""
+
+    def __init__(self, factory: Callable[[], Generator], backend: str, model: str) -> None:
+        self.factory, self.backend, self.model = factory, backend, model
+        self.inner: Generator | None = None
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if self.inner is None:
+            self.inner = self.factory()
+        return self.inner.generate(prompts, params)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
+
+
 def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: list[Any], checker: Any,
                   progress: bool | None, log: Callable[[str], None]) -> tuple[dict[str, float | None], dict[str, str]]:
     from solve_in_lean.cli.common import DEFAULT_SAMPLING_TEMPERATURE
@@ -278,7 +297,7 @@ def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: li
 
     mcfg = ModelConfig.from_dict({**cfg.model, "model": model_path, "seed": cfg.seed})
     values, runs = {}, {}
-    with generator_from_config(mcfg) as generator:
+    with _LazyGenerator(lambda: generator_from_config(mcfg), mcfg.backend, mcfg.model) as generator:
         for entry, selection in zip(cfg.evals, selections):
             params = mcfg.sampling()
             if entry.options.samples > 1 and params.greedy:
@@ -307,44 +326,72 @@ def _check_headers(selections: list[Any], cfg: TransferConfig, checker: Any) -> 
                               f"({why}); set [lean] header to a file that does, or use a backend with Mathlib")
 
 
-def run_transfer(cfg: TransferConfig, *, progress: bool | None = None,
-                 log: Callable[[str], None] | None = None) -> TransferResult:
-    """Evaluate the base model, then train and evaluate each mixture; write the matrix and plots."""
+def row_names(cfg: TransferConfig) -> list[str]:
+    return [BASE, *(m.name for m in cfg.mixtures)]
+
+
+def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = None,
+             log: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Train (mixtures) and evaluate the given rows: per row, its metric values, run directories
+    and training summary. Finished work is reused, so rows can run in separate processes (on a
+    GPU, vLLM does not reliably free its memory within one) and be assembled later."""
     from solve_in_lean.eval.run import select_items
     from solve_in_lean.lean import get_checker
 
+    if unknown := sorted(set(rows) - set(row_names(cfg))):
+        raise ConfigError(f"no row named {', '.join(map(repr, unknown))}; rows: {', '.join(row_names(cfg))}")
     log = log or (lambda _msg: None)
     cfg.out.mkdir(parents=True, exist_ok=True)
     selections = [select_items(e.task, e.data, fmt=e.format, split=e.split, limit=e.limit, seed=cfg.seed)
                   for e in cfg.evals]
-    needs_lean = any(e.task in NEEDS_LEAN for e in cfg.evals) or bool({"lean-solve", "prove"} & cfg.data.keys())
+    mixtures = [m for m in cfg.mixtures if m.name in rows]
+    needs_lean = (any(e.task in NEEDS_LEAN for e in cfg.evals)
+                  or any(t in ("lean-solve", "prove") and w > 0 for m in mixtures for t, w in m.weights.items()))
     checker = None
     if needs_lean:
         from solve_in_lean.config import resolve_backend
 
         checker = get_checker(resolve_backend(cfg.lean["backend"]), timeout_s=float(cfg.lean["timeout_s"]))
+    out: dict[str, dict[str, Any]] = {}
     try:
         _check_headers(selections, cfg, checker)
-        held_out = {(s.sha256, it["id"]) for s in selections for it in s.items}
-        used = {t for m in cfg.mixtures for t, w in m.weights.items() if w > 0}
-        pools = {t: [e for p in paths for e in examples_from(t, p, checker=checker, header=cfg.header)
-                     if (e["source"]["data_sha256"], e["source"]["id"]) not in held_out]
-                 for t, paths in cfg.data.items() if t in used}
-        log("training examples per task (evaluation items left out): "
-            + ", ".join(f"{t} {len(p)}" for t, p in pools.items()))
         base = _base_model(cfg, log)
-        values, runs, training = {}, {}, {}
-        values[BASE], runs[BASE] = _evaluate_row(cfg, BASE, base, selections, checker, progress, log)
-        for mixture in cfg.mixtures:
-            path, training[mixture.name] = _train(cfg, mixture, base, pools, progress, log)
-            values[mixture.name], runs[mixture.name] = _evaluate_row(cfg, mixture.name, path, selections, checker,
-                                                                     progress, log)
+        if BASE in rows:
+            values, runs = _evaluate_row(cfg, BASE, base, selections, checker, progress, log)
+            out[BASE] = {"values": values, "runs": runs, "training": None}
+        pools = _pools(cfg, mixtures, selections, checker, log) if mixtures else {}
+        for mixture in mixtures:
+            path, training = _train(cfg, mixture, base, pools, progress, log)
+            values, runs = _evaluate_row(cfg, mixture.name, path, selections, checker, progress, log)
+            out[mixture.name] = {"values": values, "runs": runs, "training": training}
     finally:
         if checker is not None:
             checker.close()
-    columns = list(values[BASE])
-    result = TransferResult(cfg.out, [BASE, *(m.name for m in cfg.mixtures)], columns, values, runs, training,
-                            _p_values(runs, columns))
+    return out
+
+
+def _pools(cfg: TransferConfig, mixtures: list[Mixture], selections: list[Any], checker: Any,
+           log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+    """Training examples per task the mixtures use, with every evaluation item left out."""
+    held_out = {(s.sha256, it["id"]) for s in selections for it in s.items}
+    used = {t for m in mixtures for t, w in m.weights.items() if w > 0}
+    pools = {t: [e for p in paths for e in examples_from(t, p, checker=checker, header=cfg.header)
+                 if (e["source"]["data_sha256"], e["source"]["id"]) not in held_out]
+             for t, paths in cfg.data.items() if t in used}
+    log("training examples per task (evaluation items left out): "
+        + ", ".join(f"{t} {len(p)}" for t, p in pools.items()))
+    return pools
+
+
+def run_transfer(cfg: TransferConfig, *, progress: bool | None = None,
+                 log: Callable[[str], None] | None = None) -> TransferResult:
+    """Evaluate the base model, then train and evaluate each mixture; write the matrix and plots."""
+    rows = run_rows(cfg, row_names(cfg), progress=progress, log=log)
+    columns = list(rows[BASE]["values"])
+    runs = {r: d["runs"] for r, d in rows.items()}
+    training = {r: d["training"] for r, d in rows.items() if r != BASE}
+    result = TransferResult(cfg.out, row_names(cfg), columns, {r: d["values"] for r, d in rows.items()}, runs,
+                            training, _p_values(runs, columns))
     result.json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
     plot_heatmap(result, result.heatmap_path)
     plot_losses(training, cfg.out / "losses.png")
