@@ -142,6 +142,8 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path}: {e}") from e
     lean = {"backend": "auto", "timeout_s": 60.0, **_table(data, "lean", str(path))}
+    if bad := sorted(set(lean) - {"backend", "header", "timeout_s", "workers", "memory_mb", "mathlib"}):
+        raise ConfigError(f"{path}: unknown [lean] key(s) {bad}")
     header = ""
     if lean.get("header"):
         header_path = base / lean["header"]
@@ -351,7 +353,8 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
     if needs_lean:
         from solve_in_lean.config import resolve_backend
 
-        checker = get_checker(resolve_backend(cfg.lean["backend"]), timeout_s=float(cfg.lean["timeout_s"]))
+        options = {k: cfg.lean[k] for k in ("workers", "memory_mb", "mathlib") if k in cfg.lean}
+        checker = get_checker(resolve_backend(cfg.lean["backend"]), timeout_s=float(cfg.lean["timeout_s"]), **options)
     out: dict[str, dict[str, Any]] = {}
     try:
         _check_headers(selections, cfg, checker)
