@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from solve_in_lean.lean.base import LeanUnavailable
 from solve_in_lean.lean.process_backend import ProcessChecker
@@ -113,8 +114,8 @@ class KernelChecker(ProcessChecker):
     evaluates = False
     """No `Init`, so no `#eval`: answers are read from the checked definition instead."""
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
         self._cmd = driver_command(find_library())
 
     @property
@@ -122,4 +123,4 @@ class KernelChecker(ProcessChecker):
         return _version(self._cmd)
 
     def command(self) -> list[str]:
-        return [*self._cmd, "--json", "--stdin"]
+        return [*self._cmd, *self.lean_args()]

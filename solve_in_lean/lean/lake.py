@@ -10,6 +10,7 @@ import functools
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from solve_in_lean.lean.base import LeanUnavailable
 from solve_in_lean.lean.process_backend import ProcessChecker
@@ -30,8 +31,8 @@ class LakeChecker(ProcessChecker):
     name = "lake"
     evaluates = True
 
-    def __init__(self, *, mathlib: bool = False, project: str | Path | None = None, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, *, mathlib: bool = False, project: str | Path | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
         self._lake = require_lake()
         self._dir = Path(project) if project else project_dir(mathlib)
 
@@ -40,7 +41,7 @@ class LakeChecker(ProcessChecker):
         return _version(self._lake, str(self._dir))
 
     def command(self) -> list[str]:
-        return [self._lake, "env", "lean", "--json", "--stdin"]
+        return [self._lake, "env", "lean", *self.lean_args()]
 
     def cwd(self) -> str:
         return str(self._dir)
