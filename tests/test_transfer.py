@@ -26,9 +26,10 @@ def examples():
     return examples_from("formalize", TINY_TRAIN) + examples_from("cot", GSM8K)[:4]
 
 
-@pytest.mark.parametrize("method, lr", [("full", 3e-3), ("lora", 1e-2)])
-def test_training_loss_goes_down(tiny_model_dir, examples, tmp_path, method, lr):
-    cfg = TrainConfig(method=method, max_steps=10, batch_size=4, lr=lr, max_seq_len=256, lora_r=8, warmup_ratio=0)
+@pytest.mark.parametrize("method, lr, checkpointing", [("full", 3e-3, False), ("lora", 1e-2, True)])
+def test_training_loss_goes_down(tiny_model_dir, examples, tmp_path, method, lr, checkpointing):
+    cfg = TrainConfig(method=method, max_steps=10, batch_size=4, lr=lr, max_seq_len=256, lora_r=8, warmup_ratio=0,
+                      gradient_checkpointing=checkpointing)  # LoRA as configured for 7B: with checkpointing
     result = finetune(tiny_model_dir, examples, tmp_path / "model", cfg)
     first, last = sum(result.losses[:3]) / 3, sum(result.losses[-3:]) / 3
     print(f"{method}: loss {first:.3f} -> {last:.3f} over {result.steps} steps in {result.seconds:.1f} s")

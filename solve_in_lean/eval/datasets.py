@@ -16,7 +16,7 @@ import hashlib
 import random
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from autoformalize.problem import FormalProblem, minif2f_problem
 from solve_in_lean.answers import extract_answer

@@ -127,9 +127,14 @@ def _load(base: str, cfg: TrainConfig) -> tuple[Any, Any, str]:
 
     device = pick_device(cfg.device)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=pick_dtype(cfg.dtype, device)).to(device)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=pick_dtype(cfg.dtype, device), device_map=device)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it; 4.x only has the old name
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
+        model.config.use_cache = False
+        if cfg.method == "lora":
+            model.enable_input_require_grads()  # else the frozen embeddings cut the adapters' gradients
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 

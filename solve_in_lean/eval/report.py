@@ -35,7 +35,8 @@ def run_labels(runs: list[Run]) -> list[str]:
     return [f"{r.dir.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
 
 
-def _table(rows: list[list[str]]) -> str:
+def text_table(rows: list[list[str]]) -> str:
+    """Rows of cells as aligned plain-text columns."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -49,7 +50,7 @@ def comparison_table(runs: list[Run], metrics: list[dict[str, Any]]) -> str:
         model = Path(str(run.config["model"].get("model", ""))).name
         rows.append([label, run.task, Path(run.config["data"]).name,
                      f"{m['items']}/{len(run.config['item_ids'])}", model, *cells])
-    return _table(rows)
+    return text_table(rows)
 
 
 def compare(a: Run, b: Run) -> dict[str, PairedComparison]:
@@ -62,16 +63,21 @@ def compare(a: Run, b: Run) -> dict[str, PairedComparison]:
             for n in names}
 
 
+def format_number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def comparison_lines(labels: tuple[str, str], comparisons: dict[str, PairedComparison], alpha: float) -> list[str]:
+    """Per metric: both values, B - A, the paired counts and the exact test's p-value."""
     rows = [["metric", labels[0], labels[1], "difference", "paired n", f"only/more {labels[0]}",
              f"only/more {labels[1]}", "p", "test"]]
     for name, c in comparisons.items():
-        fmt = (lambda x: "-" if x is None else f"{x:.3f}")
+        diff = "-" if c.difference is None else f"{c.difference:+.3f}"
         sig = " *" if c.significant(alpha) else ""
-        rows.append([name, fmt(c.mean_a), fmt(c.mean_b), ("-" if c.difference is None else f"{c.difference:+.3f}"),
-                     str(c.n), str(c.a_better), str(c.b_better), f"{c.p_value:.4f}{sig}", c.test])
-    return [_table(rows), f"(difference = {labels[1]} - {labels[0]} on the items both finished; "
-                          f"* significant at alpha={alpha})"]
+        rows.append([name, format_number(c.mean_a), format_number(c.mean_b), diff, str(c.n), str(c.a_better),
+                     str(c.b_better), f"{c.p_value:.4f}{sig}", c.test])
+    return [text_table(rows), f"(difference = {labels[1]} - {labels[0]} on the items both finished; "
+                              f"* significant at alpha={alpha})"]
 
 
 def _figure(width: float, height: float) -> Any:

@@ -27,8 +27,9 @@ from solve_in_lean.eval.tasks import NEEDS_LEAN, RUNNERS, TaskContext, TaskOptio
 from solve_in_lean.records import read_jsonl
 
 CONFIG, RECORDS, METRICS = "config.json", "records.jsonl", "metrics.json"
-NOT_COMPARED = {("model", "cache"), ("model", "cache_chunk_size")}
-"""Settings that do not change what a run produces (where generations are cached)."""
+NOT_COMPARED = {("data",), ("model", "cache"), ("model", "cache_chunk_size")}
+"""Settings that do not change what a run produces: where the data file lies (its hash is
+compared) and where generations are cached."""
 
 
 class RunError(ValueError):

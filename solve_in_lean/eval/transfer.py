@@ -214,14 +214,14 @@ class TransferResult:
 
     def table(self) -> str:
         """Rows: mixtures; cells: change from the base model (absolute value in parentheses)."""
-        fmt = (lambda x: "-" if x is None else f"{x:.3f}")
-        rows = [["mixture", *self.columns], [f"{BASE} (absolute)", *(fmt(self.values[BASE][c]) for c in self.columns)]]
+        from solve_in_lean.eval.report import format_number, text_table
+
+        rows = [["mixture", *self.columns],
+                [f"{BASE} (absolute)", *(format_number(self.values[BASE][c]) for c in self.columns)]]
         for r in self.rows[1:]:
-            rows.append([r, *(f"{self.cell(r, c)} ({fmt(self.values[r][c])})" for c in self.columns)])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        return "\n".join(lines + [f"(change from the base model, absolute value in parentheses; * paired test "
-                                   f"p < {self.alpha} on the same items)"])
+            rows.append([r, *(f"{self.cell(r, c)} ({format_number(self.values[r][c])})" for c in self.columns)])
+        return text_table(rows) + (f"\n(change from the base model, absolute value in parentheses; * paired test "
+                                   f"p < {self.alpha} on the same items)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "rows": self.rows, "columns": self.columns, "values": self.values,
