@@ -181,3 +181,31 @@ def test_config_errors_are_one_sentence(tmp_path):
     _register()
     result = CliRunner().invoke(app, ["transfer", "--mixtures", str(tmp_path / "none.toml")])
     assert result.exit_code == 2 and "no such config file" in result.output
+
+
+def test_statements_from_a_formalize_run_become_training_pairs(kernel, tmp_path):
+    from scripting import by_task
+    from solve_in_lean.eval.datasets import load_items
+    from solve_in_lean.eval.run import RECORDS, open_run, run_config
+    from solve_in_lean.eval.tasks import TaskContext, TaskOptions, run_formalize
+    from solve_in_lean.models.base import SamplingParams
+    from solve_in_lean.models.scripted import ScriptedGenerator
+    from solve_in_lean.records import ResultStore
+
+    item = load_items(ROOT / "examples/data/tiny_eval.jsonl")[0]
+    statement = item["formal"]["statement"]
+    ctx = TaskContext(ScriptedGenerator(by_task({"formalize": f"```lean\n{statement}```", "judge": "Verdict: YES"})),
+                      kernel, SamplingParams(), TaskOptions(), MINI_PRELUDE)
+    record = {"id": item["id"], "task": "formalize", **run_formalize(item, ctx)}
+    config = run_config(task="formalize", data=TINY_TRAIN, data_sha256="f" * 64, data_format="jsonl", split=None,
+                        limit=None, seed=0, item_ids=[item["id"]], model={}, sampling={}, options=TaskOptions(),
+                        header=MINI_PRELUDE, lean=None)
+    run = open_run(tmp_path / "run", config, {})
+    ResultStore(run.dir / RECORDS).add(record)
+    [pair] = examples_from("formalize", run.dir)
+    assert pair["messages"][1]["content"].endswith(item["question"])
+    answer = pair["messages"][2]["content"]  # the extracted statement, line breaks its own
+    assert answer.startswith("```lean\n") and " ".join(answer.split()) == " ".join(f"```lean {statement} ```".split())
+    assert pair["source"] == {"data_sha256": "f" * 64, "id": item["id"]}
+    [back] = examples_from("backtranslate", run.dir)
+    assert back["messages"][2]["content"] == item["question"]

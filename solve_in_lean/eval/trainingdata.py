@@ -7,7 +7,8 @@ format, and one loader trains on any mixture of tasks.
 
     cot            GSM8K solutions (calculator notes removed, "The answer is N." at the end),
                    MATH solutions, or the `solution` of our own items
-    formalize      English -> the item's statement in a ```lean block (statement records)
+    formalize      English -> the item's statement in a ```lean block (items with a statement,
+                   `lean-solve formalize` records, or run directories of the formalize task)
     backtranslate  the statement -> the English
     lean-solve     verified programs: records of earlier `eval --task lean-solve` runs (or
                    `lean-solve solve` results), or an item's `proof`, verified with Lean first
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autoformalize.problem import FormalProblem
-from solve_in_lean.eval.datasets import DatasetError, file_sha256, gsm8k_cot_text, load_items
+from solve_in_lean.eval.datasets import DatasetError, file_sha256, formalized_item, gsm8k_cot_text, load_items
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.prompts import get_prompt
 from solve_in_lean.records import read_jsonl
@@ -97,7 +98,11 @@ def _solution_example(task: str, question: str, statement: str, code: str, src: 
 
 
 def record_examples(task: str, records: Iterable[dict[str, Any]], sha: str) -> list[dict[str, Any]]:
-    """lean-solve/prove examples from the verified solutions in earlier runs' records."""
+    """Examples from earlier runs' records: verified solutions (lean-solve, prove), and the best
+    statements of formalize runs (formalize, backtranslate)."""
+    if task in ("formalize", "backtranslate"):
+        return item_examples(task, [formalized_item({**r["formalization"], "id": r["id"]}) for r in records
+                                    if "formalization" in r], sha)
     out = []
     for r in records:
         rec = r.get("pipeline", r)  # eval lean-solve records wrap the pipeline record; `solve` writes it bare
