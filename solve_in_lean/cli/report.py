@@ -19,8 +19,11 @@ def report_command(
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the paired test."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print a table of the runs' metrics and write PNG plots; with two runs of one task, their
-    per-metric difference and a paired test (exact McNemar / sign test) on the shared items."""
+    """Compare runs: a table of their metrics, PNG plots, and for two runs a paired test.
+
+    With two runs of one task: each metric's difference and an exact paired test (McNemar for
+    yes/no outcomes, sign test for graded ones) on the items both finished.
+    """
     from pathlib import Path
 
     from solve_in_lean.eval.report import report
