@@ -385,7 +385,10 @@ def normalize(answer: str | int, *, percent_as_fraction: bool = False) -> Answer
         raise TypeError(f"answer must be str or int, not {type(answer).__name__}")
     if len(answer) > MAX_LEN:
         return None
-    return _normalize(answer, percent_as_fraction)
+    ans = _normalize(answer, percent_as_fraction)
+    # a value whose canonical text is too long to read back (400^400) is refused like a long input,
+    # so that normalize(to_text(a)) == a holds for every answer normalize returns
+    return ans if ans is None or len(ans.text) <= MAX_LEN else None
 
 
 def to_text(ans: Answer) -> str:
