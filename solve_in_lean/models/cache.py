@@ -81,9 +81,28 @@ class CachedGenerator(Generator):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                    check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._setup(busy_timeout_s)
+
+    def _setup(self, busy_timeout_s: float) -> None:
+        """Switch to WAL and create the tables, retrying while another process does the same.
+
+        Until a new file is in WAL mode, two processes opening it at once can deadlock in
+        rollback-journal locking; SQLite then answers "database is locked" at once instead of
+        waiting (the busy timeout does not apply), so the setup is retried here.
+        """
+        deadline = time.monotonic() + busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @property
     def inner(self) -> Generator:
