@@ -25,16 +25,7 @@ from solve_in_lean.lean import CheckRequest, get_checker
 from solve_in_lean.lean.kernel import driver_command, find_library
 from solve_in_lean.verify import verify
 
-PRELUDE = """prelude
-universe u
-inductive Eq {α : Sort u} : α → α → Prop where
-  | refl (a : α) : Eq a a
-inductive N where
-  | zero : N
-  | succ : N → N
-noncomputable def N.add (n m : N) : N :=
-  N.rec (motive := fun _ => N) n (fun _ ih => N.succ ih) m
-"""
+PRELUDE = (Path(__file__).resolve().parents[1] / "examples" / "prelude.lean").read_text()
 
 
 def unary(k: int) -> str:

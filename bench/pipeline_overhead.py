@@ -32,16 +32,7 @@ from solve_in_lean.solve import SolveConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train_sample.jsonl"
-HEADER = """prelude
-universe u
-inductive Eq {α : Sort u} : α → α → Prop where
-  | refl (a : α) : Eq a a
-inductive N where
-  | zero : N
-  | succ : N → N
-noncomputable def N.add (n m : N) : N :=
-  N.rec (motive := fun _ => N) n (fun _ ih => N.succ ih) m
-"""
+HEADER = (Path(__file__).resolve().parents[1] / "examples" / "prelude.lean").read_text()
 
 
 def overhead(rec: dict) -> float:

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, fail, load_settings_or_fail, make_checker, print_json
+from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, LeanBackendOpt,
+                                      TimeoutOpt, fail, load_settings_or_fail, make_checker, print_json)
 
 
 def _read(path: str) -> bytes:
@@ -24,16 +25,16 @@ def _read(path: str) -> bytes:
 @app.command()
 def check(
     file: str = typer.Argument(..., help="Lean file to check, or - for standard input."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="repl | lake | kernel | auto"),
+    backend: LeanBackendOpt = None,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds before Lean is killed."),
+    timeout: TimeoutOpt = None,
     allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Accept this axiom too (repeatable)."),
     allow_native: bool = typer.Option(False, "--allow-native", help="Accept native_decide (Lean.ofReduceBool)."),
     header: Optional[str] = typer.Option(None, "--header", help="File with imports/opens to check the code under."),
     theorem: Optional[str] = typer.Option(None, "--theorem", help="Name of the theorem that must be proved."),
     statement: Optional[str] = typer.Option(None, "--statement", help="The proposition it must state."),
     mathlib: Optional[bool] = typer.Option(None, "--mathlib/--no-mathlib", help="Use the Mathlib workspace."),
-    config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
+    config: ConfigOpt = None,
 ) -> None:
     """Check FILE with Lean and the verification rules.
 

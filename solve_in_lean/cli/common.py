@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE = 0, 1, 2
+
+# Options several commands share, declared once so they read and behave the same everywhere.
+LeanBackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="Lean backend: repl | lake | kernel | auto")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Seconds per Lean check before Lean is killed.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name or local folder.")]
+ModelBackendOpt = Annotated[Optional[str], typer.Option("--model-backend", help="transformers | vllm | http")]
+ModelOptionOpt = Annotated[list[str], typer.Option("--model-option", help="Backend option key=value (repeatable).")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(
+    "--temperature", help="Sampling temperature (default: the config's; 0.8 if that is 0 and several samples are asked).")]
+MaxNewTokensOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", help="Tokens per completion.")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="Config file (TOML).")]
 
 
 def fail(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:

@@ -7,8 +7,10 @@ from typing import Any, Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import (EXIT_OK, check_header, fail, load_settings_or_fail, make_checker,
-                                      make_generator, no_model_message, print_json, read_header, sampling_params)
+from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, LeanBackendOpt, MaxNewTokensOpt, ModelBackendOpt,
+                                      ModelOpt, ModelOptionOpt, TemperatureOpt, TimeoutOpt, check_header,
+                                      fail, load_settings_or_fail, make_checker, make_generator,
+                                      no_model_message, print_json, read_header, sampling_params)
 
 TASK_HELP = "cot | lean-solve | formalize | backtranslate | prove"
 
@@ -31,18 +33,18 @@ def eval_command(
     cot_k: int = typer.Option(1, "--cot-k", help="lean-solve: chain-of-thought samples for the fallback."),
     judge: bool = typer.Option(True, "--judge/--no-judge", help="Judge back-translations with the model."),
     header: Optional[str] = typer.Option(None, "--header", help="Lean header for items without one (default: Mathlib)."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Lean backend: repl | lake | kernel | auto"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per Lean check."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name or local folder."),
-    model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
-    model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+    backend: LeanBackendOpt = None,
+    timeout: TimeoutOpt = None,
+    model: ModelOpt = None,
+    model_backend: ModelBackendOpt = None,
+    model_option: ModelOptionOpt = [],
+    temperature: TemperatureOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
     workers: int = typer.Option(1, "--workers", help="Items in flight at once, their model calls batched "
                                                      "together (for vLLM/http on a GPU)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Rerun items whose run raised."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (and no progress bar)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate a model on a task: per-item records, metrics with confidence intervals.
 

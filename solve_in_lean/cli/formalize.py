@@ -8,9 +8,10 @@ from typing import Any, Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import (DEFAULT_SAMPLING_TEMPERATURE, EXIT_OK, EXIT_REJECTED, check_header, fail,
-                                     load_settings_or_fail, make_checker, make_generator, no_model_message,
-                                     print_json, read_header, sampling_params)
+from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, LeanBackendOpt, MaxNewTokensOpt,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, TemperatureOpt, TimeoutOpt,
+                                      check_header, fail, load_settings_or_fail, make_checker, make_generator,
+                                      no_model_message, print_json, read_header, sampling_params)
 
 TEXT_FIELDS = ("question", "problem", "informal_statement")
 
@@ -67,17 +68,15 @@ def formalize(
     kind: Optional[str] = typer.Option(None, "--kind", help="compute | prove (default: guessed from the text)."),
     judge: bool = typer.Option(True, "--judge/--no-judge", help="Ask the model whether the back-translation matches."),
     header: Optional[str] = typer.Option(None, "--header", help="File with the imports/opens (default: Mathlib)."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Lean backend: repl | lake | kernel | auto"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per Lean check."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name or local folder."),
-    model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
-    model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
-    temperature: Optional[float] = typer.Option(
-        None, "--temperature",
-        help=f"Sampling temperature (default: config's, {DEFAULT_SAMPLING_TEMPERATURE} if it is 0 and k > 1)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Tokens per completion."),
+    backend: LeanBackendOpt = None,
+    timeout: TimeoutOpt = None,
+    model: ModelOpt = None,
+    model_backend: ModelBackendOpt = None,
+    model_option: ModelOptionOpt = [],
+    temperature: TemperatureOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
-    config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
+    config: ConfigOpt = None,
 ) -> None:
     """Turn a problem in English into Lean 4 statements that elaborate; print the best one.
 

