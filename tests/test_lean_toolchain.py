@@ -78,3 +78,19 @@ def test_mathlib_header_reused_and_gsm8k_style_proof():
         v = verify(code, checker, header=header, target=target, answer_name="clips_answer")
         assert v.verified, v.reasons
         assert v.answer == "72"
+
+
+@needs_toolchain
+@pytest.mark.toolchain
+def test_workspace_answer_helper_prints_a_parseable_line():
+    import subprocess
+
+    from solve_in_lean.answers import parse_lean_value
+    from solve_in_lean.lean.toolchain import require_lake
+
+    subprocess.run([require_lake(), "build"], cwd=workspace_dir(), check=True, capture_output=True)
+    with get_checker("lake", timeout_s=300) as checker:
+        result = checker.check("import LeanSolve\n#answer ((7 : Int) - 10)\n")
+    assert result.ok, result.messages
+    line = next(m.text for m in result.messages if "lean-solve answer:" in m.text)
+    assert parse_lean_value(line.split("lean-solve answer:")[1]) == "-3"
