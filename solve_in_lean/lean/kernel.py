@@ -117,5 +117,5 @@ class KernelChecker(ProcessChecker):
     def lean_version(self) -> str:
         return _version(self._cmd)
 
-    def command(self) -> list[str]:
-        return [*self._cmd, *self.lean_args()]
+    def command(self, threads: int) -> list[str]:
+        return [*self._cmd, *self.lean_args(threads)]

@@ -40,8 +40,8 @@ class LakeChecker(ProcessChecker):
     def lean_version(self) -> str:
         return _version(self._lake, str(self._dir))
 
-    def command(self) -> list[str]:
-        return [self._lake, "env", "lean", *self.lean_args()]
+    def command(self, threads: int) -> list[str]:
+        return [self._lake, "env", "lean", *self.lean_args(threads)]
 
     def cwd(self) -> str:
         return str(self._dir)
