@@ -82,9 +82,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
         data = tomllib.loads(candidate.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{candidate}: not valid TOML: {e}") from e
-    unknown = set(data) - {"lean", "model", "run"}
+    unknown = set(data) - {"lean", "model"}
     if unknown:
-        raise ConfigError(f"{candidate}: unknown section(s) {sorted(unknown)}; expected [lean], [model], [run]")
+        raise ConfigError(f"{candidate}: unknown section(s) {sorted(unknown)}; expected [lean] and [model]")
     lean_table = data.get("lean", {})
     known = {f.name for f in fields(LeanConfig)}
     if bad := set(lean_table) - known:

@@ -21,6 +21,7 @@ from solve_in_lean.answers import extract_answer, normalize, parse_lean_value, t
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
 from solve_in_lean.verify import Policy, Target, VerifyRequest, verify_many
 
 
@@ -81,38 +82,21 @@ class SolveResult:
         return d
 
 
-class _Clock:
-    """Adds up model time and Lean time separately, so the pipeline's own overhead is visible."""
-
-    def __init__(self) -> None:
-        self.t: Counter[str] = Counter()
-
-    def timed(self, stage: str, fn, *args, **kw):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kw)
-        finally:
-            self.t[stage] += time.perf_counter() - start
-
-
 def target_of(problem: FormalProblem) -> Target:
     params, args = problem.answer_params()
     return Target(problem.theorem_name, problem.proposition(), params=params, args=args)
 
 
-def _generate(generator: Generator, prompts: list, params: SamplingParams, clock: _Clock) -> list[list[str]]:
-    out = clock.timed("model_s", generator.generate, prompts, params)
-    return [[c.text for c in row] for row in out]
+def _generate(generator: Generator, prompts: list, params: SamplingParams) -> list[list[str]]:
+    return [[c.text for c in row] for row in generator.generate(prompts, params)]
 
 
-def _check(problem: FormalProblem, codes: list[str | None], checker: LeanChecker, cfg: SolveConfig,
-           clock: _Clock) -> list[Any]:
+def _check(problem: FormalProblem, codes: list[str | None], checker: LeanChecker, cfg: SolveConfig) -> list[Any]:
     """Verify every extracted program in parallel; None for completions with no Lean in them."""
     target = target_of(problem)
     answer_name = problem.answer_name if problem.kind == "compute" else None
     todo = [i for i, c in enumerate(codes) if c]
-    verdicts = clock.timed("lean_s", verify_many,
-                           [VerifyRequest(codes[i], problem.header or None, target, answer_name) for i in todo],
+    verdicts = verify_many([VerifyRequest(codes[i], problem.header or None, target, answer_name) for i in todo],
                            checker, policy=cfg.policy, timeout_s=cfg.timeout_s)
     result: list[Any] = [None] * len(codes)
     for i, v in zip(todo, verdicts):
@@ -149,15 +133,16 @@ def solve_formal(problem: FormalProblem, generator: Generator, checker: LeanChec
                  params: SamplingParams, cfg: SolveConfig | None = None) -> SolveResult:
     """Sample Lean solutions (compute) or proofs (prove), verify, repair, and vote."""
     cfg = cfg or SolveConfig()
-    clock = _Clock()
     start = time.perf_counter()
+    model_t, lean_t = BusyTimer(), BusyTimer()
+    generator, checker = TimedGenerator(generator, model_t), TimedChecker(checker, lean_t)
     result = SolveResult(id=problem.id, kind=problem.kind)
     task = "lean_solve" if problem.kind == "compute" else "prove"
     prompt = get_prompt(task).render(problem=problem.source, statement=problem.statement.strip(),
                                      header=problem.header)
-    texts = _generate(generator, [prompt], replace(params, n=cfg.k), clock)[0]
+    texts = _generate(generator, [prompt], replace(params, n=cfg.k))[0]
     codes = [extract_lean(t) for t in texts]
-    result.attempts = _attempts(problem, texts, codes, _check(problem, codes, checker, cfg, clock), 0,
+    result.attempts = _attempts(problem, texts, codes, _check(problem, codes, checker, cfg), 0,
                                 [None] * len(texts))
     for round_ in range(1, cfg.rounds + 1):
         if problem.kind == "prove" and any(a.verified for a in result.attempts):
@@ -167,12 +152,12 @@ def solve_formal(problem: FormalProblem, generator: Generator, checker: LeanChec
         if not failed:
             break
         prompts = [_repair_prompt(problem, result.attempts[i], cfg) for i in failed]
-        texts = [row[0] for row in _generate(generator, prompts, replace(params, n=1), clock)]
+        texts = [row[0] for row in _generate(generator, prompts, replace(params, n=1))]
         codes = [extract_lean(t) for t in texts]
-        result.attempts += _attempts(problem, texts, codes, _check(problem, codes, checker, cfg, clock),
+        result.attempts += _attempts(problem, texts, codes, _check(problem, codes, checker, cfg),
                                      round_, list(failed))
     _aggregate(result)
-    result.timings = {"model_s": clock.t["model_s"], "lean_s": clock.t["lean_s"],
+    result.timings = {"model_s": model_t.seconds, "lean_s": lean_t.seconds,
                       "total_s": time.perf_counter() - start}
     return result
 
@@ -191,12 +176,11 @@ def _aggregate(result: SolveResult) -> None:
         result.proof = next(a.code for a in verified if a.answer == result.answer)
 
 
-def chain_of_thought(problem_text: str, generator: Generator, *, params: SamplingParams, k: int,
-                     clock: _Clock | None = None) -> tuple[str | None, dict[str, int], list[str]]:
+def chain_of_thought(problem_text: str, generator: Generator, *, params: SamplingParams,
+                     k: int) -> tuple[str | None, dict[str, int], list[str]]:
     """Informal answers by chain of thought, majority-voted: (answer, votes, samples)."""
-    clock = clock or _Clock()
     prompt = get_prompt("cot").render(problem=problem_text)
-    texts = _generate(generator, [prompt], replace(params, n=k), clock)[0]
+    texts = _generate(generator, [prompt], replace(params, n=k))[0]
     votes: Counter[str] = Counter()
     for text in texts:
         raw = extract_answer(text)
@@ -214,10 +198,10 @@ def solve(problem: FormalProblem, generator: Generator, checker: LeanChecker, *,
     start = time.perf_counter()
     result = solve_formal(problem, generator, checker, params=params, cfg=cfg)
     if problem.kind == "compute" and cfg.cot_k > 0 and problem.source:
-        clock = _Clock()
+        cot_t = BusyTimer()
         result.cot_answer, result.cot_votes, result.cot_samples = chain_of_thought(
-            problem.source, generator, params=params, k=cfg.cot_k, clock=clock)
-        result.timings["model_s"] += clock.t["model_s"]
+            problem.source, TimedGenerator(generator, cot_t), params=params, k=cfg.cot_k)
+        result.timings["model_s"] += cot_t.seconds
         result.timings["total_s"] = time.perf_counter() - start
         if not result.verified:
             result.answer = result.cot_answer  # returned, but marked unverified

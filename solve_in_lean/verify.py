@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
-from solve_in_lean.lean.base import CheckResult, EvalOutput, LeanChecker, Message
+from solve_in_lean.lean.base import CheckResult, EvalOutput, LeanChecker, Message, default_workers, ordered_map
 from solve_in_lean.lean.messages import axioms_from_messages
 from solve_in_lean.lean.source import declared_names, mask_comments_and_strings, split_header, validate_input
 
@@ -66,7 +66,6 @@ class Verdict:
     """Lean's result with positions mapped back to the submitted code; only its messages."""
     answer: str | None = None
     """What Lean printed for the answer definition (`#eval`, or its body where Lean cannot evaluate)."""
-    audited: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = self.check.to_dict()
@@ -243,7 +242,6 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
     axioms: dict[str, list[str]] = {}
     answer: str | None = None
     reasons: list[str] = []
-    audited: list[str] = []
     sentinel_seen = target_failed = False
     for line, (kind, subject) in audit.footer.items():
         msgs = footer_msgs.get(line, [])
@@ -259,7 +257,6 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
             for name, axs in printed.items():
                 shown = target.name if target and name.startswith("_lean_solve_target_") else name
                 axioms.setdefault(shown, axs)
-                audited.append(shown)
         elif kind == "target" and errors:
             target_failed = True
             if not pre_errors:
@@ -304,8 +301,7 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
         final.extend(reasons)
     elif raw.completed:
         final.extend(r for r in reasons if not r.startswith("could not audit"))
-    return Verdict(verified=not final, reasons=_dedupe(final), check=result, answer=answer,
-                   audited=audited)
+    return Verdict(verified=not final, reasons=_dedupe(final), check=result, answer=answer)
 
 
 def _target_reason(name: str, error: str) -> str:
@@ -344,16 +340,8 @@ class VerifyRequest:
 def verify_many(requests: list[VerifyRequest], checker: LeanChecker, *, policy: Policy | None = None,
                 timeout_s: float | None = None, workers: int | None = None) -> list[Verdict]:
     """`verify` for many pieces of code in parallel (the checker's worker count); input order kept."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from solve_in_lean.lean.base import default_workers
-
     def one(r: VerifyRequest) -> Verdict:
         return verify(r.code, checker, header=r.header, target=r.target, answer_name=r.answer_name,
                       policy=policy, timeout_s=timeout_s)
 
-    n = max(1, workers or checker.workers or default_workers())
-    if n == 1 or len(requests) <= 1:
-        return [one(r) for r in requests]
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, requests))
+    return ordered_map(one, requests, workers or checker.workers or default_workers())

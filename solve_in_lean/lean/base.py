@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 Severity = Literal["error", "warning", "information"]
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "crashed", "invalid_input", "refused"]
@@ -170,19 +173,8 @@ class LeanChecker(ABC):
         """
         reqs = [r if isinstance(r, CheckRequest) else CheckRequest(r) if isinstance(r, (str, bytes))
                 else CheckRequest(r.code, r.header, r.timeout_s) for r in requests]
-        n_workers = max(1, workers or self.workers or default_workers())
-        if n_workers == 1 or len(reqs) <= 1:
-            return [self.check(r.code, header=r.header, timeout_s=r.timeout_s) for r in reqs]
-        with ThreadPoolExecutor(n_workers) as pool:
-            futures = [pool.submit(self.check, r.code, header=r.header, timeout_s=r.timeout_s)
-                       for r in reqs]
-            if progress:
-                from concurrent.futures import as_completed
-
-                from solve_in_lean.progress import track
-                for _ in track(as_completed(futures), total=len(futures), description="checking"):
-                    pass
-            return [f.result() for f in futures]
+        return ordered_map(lambda r: self.check(r.code, header=r.header, timeout_s=r.timeout_s), reqs,
+                           workers or self.workers or default_workers(), progress=progress, description="checking")
 
     def close(self) -> None:
         """Stop any long-lived Lean processes."""
@@ -199,3 +191,17 @@ def default_workers() -> int:
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
+
+def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, progress: bool = False,
+                description: str = "working") -> list[R]:
+    """`fn` over `items` on up to `workers` threads; results in input order (checks are Lean
+    processes, so threads are enough to keep every core busy)."""
+    from solve_in_lean.progress import track
+
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in track(items, total=len(items), description=description, enabled=progress)]
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(fn, x) for x in items]
+        for _ in track(as_completed(futures), total=len(futures), description=description, enabled=progress):
+            pass
+        return [f.result() for f in futures]
