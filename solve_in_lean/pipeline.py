@@ -59,7 +59,7 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
     question = problem_text(item)
     record: dict[str, Any] = {"id": str(item.get("id", item.get("name", ""))), "question": question,
                               "stages": {}, "timings": {}}
-    if "answer" in item:
+    if item.get("answer") is not None:
         record["reference"] = str(item["answer"])
 
     formal = formal_of(item)

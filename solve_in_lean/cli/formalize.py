@@ -13,27 +13,19 @@ from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, LeanBac
                                       check_header, fail, load_settings_or_fail, make_checker, make_generator,
                                       no_model_message, print_json, read_header, sampling_params)
 
-TEXT_FIELDS = ("question", "problem", "informal_statement")
-
 
 def read_problems(path: str | Path) -> list[dict[str, Any]]:
-    """Problems of a JSONL file: id, text (question | problem | informal_statement), dataset, kind."""
-    from solve_in_lean.records import read_jsonl
+    """Problems of a JSONL file (any format `lean-solve eval` reads): id, English text, dataset, kind."""
+    from solve_in_lean.eval.datasets import TEXT_FIELDS, load_items
 
-    path = Path(path)
-    problems, seen = [], set()
-    for n, row in enumerate(read_jsonl(path, strict=True), start=1):
-        text = next((row[f] for f in TEXT_FIELDS if isinstance(row.get(f), str) and row[f].strip()), None)
-        if text is None:
+    problems = []
+    for n, item in enumerate(load_items(path), start=1):
+        if not item["question"]:
             raise ValueError(f"{path}: problem {n} has none of the fields {', '.join(TEXT_FIELDS)}")
-        pid = str(row.get("id", row.get("name", f"{path.stem}-{n}")))
-        if pid in seen:
-            raise ValueError(f"{path}: id {pid!r} appears twice; ids must be unique for resuming")
-        seen.add(pid)
-        kind = row.get("kind")
+        kind = item["meta"].get("kind")
         if kind not in (None, "compute", "prove"):
-            raise ValueError(f"{path}: problem {pid!r} has kind {kind!r}; expected compute or prove")
-        problems.append({"id": pid, "text": text, "dataset": str(row.get("dataset") or path.stem), "kind": kind})
+            raise ValueError(f"{path}: problem {item['id']!r} has kind {kind!r}; expected compute or prove")
+        problems.append({"id": item["id"], "text": item["question"], "dataset": item["dataset"], "kind": kind})
     return problems
 
 

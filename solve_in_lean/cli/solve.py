@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -15,29 +14,14 @@ from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, LeanBac
 
 
 def read_items(path: str) -> list[dict[str, Any]]:
-    """Problems of a JSONL file; each needs an id (or name) and a question/problem/formal statement."""
-    from solve_in_lean.pipeline import formal_of, problem_text
-    from solve_in_lean.records import read_jsonl
+    """Problems of a JSONL file in any format `lean-solve eval` reads (GSM8K, MATH, miniF2F, ours),
+    keeping those with an English problem or a formal statement."""
+    from solve_in_lean.eval.datasets import DatasetError, load_items, usable
 
-    p = Path(path)
-    if not p.is_file():
-        fail(f"{path}: no such file")
-    items, seen = [], set()
     try:
-        rows = list(read_jsonl(p, strict=True))
-    except ValueError as e:
+        return usable("lean-solve", load_items(path), path)
+    except DatasetError as e:
         fail(str(e))
-    for n, row in enumerate(rows, start=1):
-        row = dict(row)
-        row.setdefault("id", row.get("name", f"{p.stem}-{n}"))
-        row["id"] = str(row["id"])
-        if row["id"] in seen:
-            fail(f"{path}: id {row['id']!r} appears twice; ids must be unique for resuming")
-        seen.add(row["id"])
-        if not problem_text(row) and formal_of(row) is None:
-            fail(f"{path}: problem {row['id']!r} has no question, problem, informal_statement or formal statement")
-        items.append(row)
-    return items
 
 
 @app.command()
