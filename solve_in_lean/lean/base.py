@@ -6,11 +6,14 @@ Positions follow Lean's own convention: lines from 1, columns from 0 (in code po
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Literal, Sequence, TypeVar
+
+from solve_in_lean.errors import InputError, UnavailableError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,11 +29,28 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 8192
 """Address-space cap. Lean reserves virtual memory for its threads up front: 1 GB makes it
 abort at start on these machines, 4 GB runs, so the default leaves room."""
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+"""Longer than any check should run, and far below what `threading`/`select` accept as a
+timeout (`inf` and 1e10 overflow them)."""
 MAX_INPUT_BYTES = 1_000_000
 MAX_OUTPUT_BYTES = 20_000_000
 
 
-class LeanUnavailable(RuntimeError):
+def validate_timeout(value: object, what: str = "timeout") -> float:
+    """The timeout as a float in (0, MAX_TIMEOUT_S], or InputError naming `what`.
+
+    The one check every entry point (CLI flag, config key, API argument) goes through."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
+        raise InputError(f"{what} must be a positive, finite number of seconds up to {MAX_TIMEOUT_S:.0f} "
+                         f"(7 days), not {value!r}")
+    return seconds
+
+
+class LeanUnavailable(UnavailableError):
     """The backend cannot run on this machine; the message says how to enable it."""
 
 
@@ -131,7 +151,7 @@ class LeanChecker(ABC):
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
                  max_input_bytes: int = MAX_INPUT_BYTES, max_output_bytes: int = MAX_OUTPUT_BYTES,
                  workers: int | None = None) -> None:
-        self.timeout_s = timeout_s
+        self.timeout_s = validate_timeout(timeout_s)
         self.memory_mb = memory_mb
         self.max_input_bytes = max_input_bytes
         self.max_output_bytes = max_output_bytes
@@ -152,7 +172,7 @@ class LeanChecker(ABC):
         from solve_in_lean.lean.source import validate_input
 
         start = time.perf_counter()
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+        timeout = self.timeout_s if timeout_s is None else validate_timeout(timeout_s)
         text, problem = validate_input(code, self.max_input_bytes)
         if problem is None and header is not None:
             header, problem = validate_input(header, self.max_input_bytes)
