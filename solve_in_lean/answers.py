@@ -419,13 +419,23 @@ def equivalent(a: str | int | Answer | None, b: str | int | Answer | None, *,
     unparsable prediction must never be scored correct against an unparsable reference.
     `rel_tol` applies only when a side is inexact (`exact=False`); two exact values compare exactly.
     """
-    x, y = (v if isinstance(v, Answer) or v is None else normalize(v, percent_as_fraction=percent_as_fraction)
-            for v in (a, b))
+    x, y = (v if isinstance(v, Answer) or v is None else _normalize_any(v, percent_as_fraction) for v in (a, b))
     if x is None or y is None:
         return False
     if x.value is None or y.value is None:
         return x.value is None and y.value is None and x.text == y.text
     return _same_value(x.value, y.value, None if x.exact and y.exact else rel_tol)
+
+
+def _normalize_any(answer: str | int, percent_as_fraction: bool) -> Answer | None:
+    """`normalize`, and for text that is no plain number, Lean's way of writing one
+    (`(7 : ℚ)/2`, `Int.negSucc 4`, `↑5`): answers Lean computed meet answers people wrote."""
+    ans = normalize(answer, percent_as_fraction=percent_as_fraction)
+    if ans is not None and ans.value is None and isinstance(answer, str):
+        lean = parse_lean_value(answer)
+        if lean is not None and (value := normalize(lean)) is not None and value.value is not None:
+            return value
+    return ans
 
 
 # --- extraction -----------------------------------------------------------------------------
