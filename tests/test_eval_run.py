@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from solve_in_lean.cli import _register, app
 
 ROOT = Path(__file__).resolve().parents[1]

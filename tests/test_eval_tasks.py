@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from scripting import by_task
 from solve_in_lean.eval.datasets import load_items
 from solve_in_lean.eval.tasks import (TaskContext, TaskOptions, quantity_recall, run_backtranslate, run_cot,

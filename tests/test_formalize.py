@@ -13,7 +13,7 @@ from autoformalize.faithfulness import CheapChecks, cheap_checks, lean_numbers, 
 from autoformalize.formalize import FormalizationResult, formalize, guess_kind
 from autoformalize.metrics import format_table, metrics_by_dataset
 from autoformalize.problem import FormalProblem
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
 

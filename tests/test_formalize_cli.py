@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from solve_in_lean.cli import app, _register
 from solve_in_lean.cli.formalize import read_problems
 from solve_in_lean.records import read_jsonl

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, kernel, slow_proof  # noqa: F401
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, slow_proof
 from solve_in_lean.lean import CheckRequest
 
 pytestmark = pytest.mark.usefixtures("kernel")

@@ -7,8 +7,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lean_prelude import kernel  # noqa: F401
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = {
     "01_quickstart.ipynb": ["verified: True | answer Lean computed: N.four", "verified: False",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from scripting import by_task
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from solve_in_lean.cli import _register, app
 from solve_in_lean.eval.metrics import mcnemar_exact
 from solve_in_lean.eval.run import RECORDS, open_run, run_config

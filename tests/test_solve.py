@@ -4,7 +4,7 @@ the real Lean kernel on prelude-dialect problems."""
 import pytest
 
 from autoformalize.problem import FormalProblem
-from lean_prelude import MINI_PRELUDE, kernel, needs_mathlib  # noqa: F401
+from lean_prelude import MINI_PRELUDE, needs_mathlib
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
 from solve_in_lean.solve import SolveConfig, solve, solve_formal

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 
 QUESTION = "Sam has two apples and gets two more. How many apples does Sam have?"
 FAST = ["-k", "1", "--formalize-k", "1", "--cot-k", "1", "--rounds", "0", "--max-new-tokens", "8"]

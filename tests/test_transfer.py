@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lean_prelude import MINI_PRELUDE, kernel  # noqa: F401
+from lean_prelude import MINI_PRELUDE
 from solve_in_lean.cli import _register, app
 from solve_in_lean.eval.finetune import IGNORE, TrainConfig, encode_example, finetune
 from solve_in_lean.eval.trainingdata import allocate, examples_from, mix, record_examples

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, kernel, slow_proof  # noqa: F401
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, slow_proof
 from solve_in_lean.verify import Policy, Target, build_audit, refused_constructs, verify
 
 TARGET = Target("two_add_two", "Eq (N.add N.two N.two) N.four")

@@ -9,14 +9,11 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Literal, Sequence, TypeVar
+from typing import Iterable, Literal
 
 from solve_in_lean.errors import InputError, UnavailableError
-
-T = TypeVar("T")
-R = TypeVar("R")
+from solve_in_lean.parallel import default_workers, ordered_map
 
 Severity = Literal["error", "warning", "information"]
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "crashed", "invalid_input", "refused"]
@@ -147,6 +144,8 @@ class LeanChecker(ABC):
     """A way to run Lean on a piece of code. One instance may serve many checks in parallel."""
 
     name: str = "base"
+    evaluates: bool = True
+    """Whether `#eval` runs on this backend (the bundled kernel has no compiler: it prints instead)."""
 
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
                  max_input_bytes: int = MAX_INPUT_BYTES, max_output_bytes: int = MAX_OUTPUT_BYTES,
@@ -204,24 +203,3 @@ class LeanChecker(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def default_workers() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, progress: bool = False,
-                description: str = "working") -> list[R]:
-    """`fn` over `items` on up to `workers` threads; results in input order (checks are Lean
-    processes, so threads are enough to keep every core busy)."""
-    from solve_in_lean.progress import track
-
-    if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in track(items, total=len(items), description=description, enabled=progress)]
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(fn, x) for x in items]
-        for _ in track(as_completed(futures), total=len(futures), description=description, enabled=progress):
-            pass
-        return [f.result() for f in futures]
