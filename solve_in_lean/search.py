@@ -92,7 +92,7 @@ class _Session(Protocol):
 def model_proposer(generator, params, *, n: int = 8):  # type: ignore[no-untyped-def]
     """`propose` for best_first from a generator: n sampled tactics per goal list, deduplicated,
     each with its log-probability (0 when the backend gives none)."""
-    from solve_in_lean.models.prompts import get_prompt
+    from solve_in_lean.prompts import get_prompt
 
     template = get_prompt("tactic")
 

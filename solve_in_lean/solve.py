@@ -20,7 +20,7 @@ from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import extract_answer, normalize, parse_lean_value, to_text
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
-from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.prompts import get_prompt
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
 from solve_in_lean.verify import Policy, Target, VerifyRequest, verify_many
 

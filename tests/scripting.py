@@ -1,7 +1,7 @@
 """Scripts for ScriptedGenerator keyed by task: the test says what "the model" answers to each
 kind of prompt (formalize, lean_solve, cot, ...). Given completions, not a model."""
 
-from solve_in_lean.models.prompts import get_prompt, list_tasks
+from solve_in_lean.prompts import get_prompt, list_tasks
 
 
 def task_of(prompt) -> str:

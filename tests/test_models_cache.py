@@ -262,7 +262,7 @@ def test_unknown_backend_lists_the_known_ones():
 
 
 def test_importing_the_models_package_imports_no_torch():
-    code = ("import sys, solve_in_lean.models, solve_in_lean.models.cache, solve_in_lean.models.prompts;"
+    code = ("import sys, solve_in_lean.models, solve_in_lean.models.cache, solve_in_lean.prompts;"
             "assert not {'torch', 'transformers', 'vllm'} & set(sys.modules), 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

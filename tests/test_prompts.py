@@ -10,8 +10,8 @@ from fractions import Fraction
 import pytest
 
 from autoformalize.prompting import PromptTemplate, load_templates
-from solve_in_lean.models import prompts as registry
-from solve_in_lean.models.prompts import get_prompt, list_tasks
+from solve_in_lean import prompts as registry
+from solve_in_lean.prompts import get_prompt, list_tasks
 
 TASKS = ["backtranslate", "cot", "formalize", "judge", "lean_solve", "prove"]
 LEAN_BLOCK = re.compile(r"\A```lean\n(.*)\n```\Z", re.S)

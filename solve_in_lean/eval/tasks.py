@@ -21,7 +21,7 @@ from solve_in_lean.answers import equivalent, extract_answer
 from solve_in_lean.eval.metrics import estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
-from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.prompts import get_prompt
 from solve_in_lean.pipeline import PipelineConfig, run_problem
 from solve_in_lean.solve import SolveConfig, chain_of_thought, solve_formal
 from solve_in_lean.verify import Policy

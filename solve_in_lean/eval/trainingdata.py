@@ -26,7 +26,7 @@ from typing import Any, Iterable
 from autoformalize.problem import FormalProblem
 from solve_in_lean.eval.datasets import DatasetError, file_sha256, formalized_item, gsm8k_cot_text, load_items
 from solve_in_lean.lean.base import LeanChecker
-from solve_in_lean.models.prompts import get_prompt
+from solve_in_lean.prompts import get_prompt
 from solve_in_lean.records import read_jsonl
 from solve_in_lean.solve import target_of
 from solve_in_lean.verify import Policy, VerifyRequest, verify_many

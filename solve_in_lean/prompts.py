@@ -1,7 +1,8 @@
 """The prompt registry: every task format in one place, looked up by name.
 
+It sits above `models/` (the backends only generate; they never need to know the tasks).
 Templates are TOML files: solving tasks (cot, lean_solve, prove) in
-`solve_in_lean/models/prompts/`, autoformalization tasks (formalize, backtranslate, judge)
+`solve_in_lean/prompts/`, autoformalization tasks (formalize, backtranslate, judge)
 in `autoformalize/prompts/`. A task name defined in both folders is an error, not a
 silent override.
 """
