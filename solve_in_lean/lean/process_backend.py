@@ -16,6 +16,12 @@ _MEMORY_SIGNS = re.compile(r"out of memory|failed to create thread|std::bad_allo
                            r"cannot allocate memory", re.IGNORECASE)
 
 
+def mentions_memory(text: str) -> bool:
+    """Lean's own words for running out of memory (an address-space cap makes it abort with
+    one of these rather than be killed)."""
+    return bool(_MEMORY_SIGNS.search(text))
+
+
 def join_header(header: str | None, code: str) -> tuple[str, int]:
     """The file Lean sees, and how many lines come before `code` in it."""
     if not header:

@@ -1,24 +1,39 @@
 """The `repl` backend: lean-interact's Lean REPL servers, one per worker.
 
-The header (`import Mathlib`, `open ...`) is elaborated once per server and its environment
-reused for every check, which is what makes Mathlib checks fast. A server that times out or
-crashes is killed; lean-interact restarts it and replays the cached header on its next use,
-so the other checks never notice.
+The header (`import Mathlib`, `open ...`) is elaborated once per server, under its own
+`header_timeout_s`, and its environment reused for every check, which is what makes Mathlib
+checks fast. A server that times out or crashes is killed and restarted on its next use;
+lean-interact's session cache then replays the header before that check starts, outside
+the check's own timeout, so the other checks never notice.
+
+Checks never build or download anything: the REPL is the one `setup` built (see
+`toolchain.repl_dir`), and lean-interact's log goes to stderr, so `--json` stdout stays clean.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import queue
+import sys
 import threading
-import time
-from dataclasses import dataclass, replace
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Iterator
 
-from solve_in_lean.lean.base import CheckResult, LeanChecker, LeanUnavailable, Message
+from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable, Message
 from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, message_from_json, uses_sorry
+from solve_in_lean.lean.process_backend import mentions_memory
 from solve_in_lean.lean.source import line_count, split_header
-from solve_in_lean.lean.toolchain import SETUP_HINT, find_tool, project_dir
+from solve_in_lean.lean.toolchain import (MATHLIB_MEMORY_MB, SETUP_HINT, cache_root, find_tool, lake_environment, project_dir,
+                                          repl_dir, use_mathlib)
+
+HEADER_TIMEOUT_S = 900.0
+"""A first `import Mathlib` on a cold disk takes minutes; it is not charged to any check."""
+MAX_SYSTEM_MEMORY = 0.95
+"""lean-interact restarts the REPL when the whole machine's RAM use passes this share; its 0.8
+default fires all the time beside a vLLM process, and the cap above already bounds Lean."""
 
 
 def _import_lean_interact() -> Any:
@@ -26,36 +41,73 @@ def _import_lean_interact() -> Any:
         import lean_interact
     except ImportError as e:
         raise LeanUnavailable("the repl backend needs lean-interact: `pip install 'lean-solve[lean]'`") from e
+    _quiet(logging.getLogger("lean_interact"))
     return lean_interact
 
 
-def repl_config(*, mathlib: bool = False, memory_mb: int | None = None, verbose: bool = False) -> Any:
-    """A lean-interact config for the project's workspace (builds the REPL on first use)."""
+def _quiet(logger: logging.Logger) -> None:
+    """lean-interact logs through Rich to stdout; send warnings and errors to stderr instead."""
+    if not getattr(logger, "_lean_solve_quiet", False):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lean-interact: %(message)s"))
+        logger.handlers = [handler]
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+        logger._lean_solve_quiet = True  # type: ignore[attr-defined]
+
+
+def unavailable(what: str, error: BaseException) -> LeanUnavailable:
+    """lean-interact's RuntimeError/ValueError/CalledProcessError/git errors as one sentence."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip() and set(ln.strip()) != {"-"}]
+    first = lines[0][:300] if lines else type(error).__name__
+    return LeanUnavailable(f"{what} failed ({type(error).__name__}: {first}); {SETUP_HINT}")
+
+
+def repl_config(project: Path, repl: Path, lake: str, *, memory_mb: int | None) -> Any:
+    """A lean-interact config for a built REPL and project: no clone, no build, no network."""
     li = _import_lean_interact()
-    lake = find_tool("lake")
-    if lake is None:
-        raise LeanUnavailable(f"no Lean toolchain (`lake` not found); {SETUP_HINT}")
-    return li.LeanREPLConfig(project=li.LocalProject(directory=str(project_dir(mathlib))),
-                             memory_hard_limit_mb=memory_mb, lake_path=lake, verbose=verbose)
+    try:
+        return li.LeanREPLConfig(project=li.LocalProject(directory=str(project), lake_path=lake, auto_build=False),
+                                 local_repl_path=str(repl), build_repl=False, lake_path=lake,
+                                 cache_dir=str(cache_root() / "lean-interact"), memory_hard_limit_mb=memory_mb)
+    except Exception as e:  # noqa: BLE001 - lean-interact raises many types; each becomes one sentence
+        raise unavailable("configuring the Lean REPL", e) from e
 
 
+@dataclass
 class _Worker:
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.headers: dict[str, int] = {}
+    server: Any
+    headers: dict[str, int]
+    """Header text -> its session-cache id (negative; lean-interact replays it after a restart)."""
 
 
 class ReplChecker(LeanChecker):
     name = "repl"
     evaluates = True
 
-    def __init__(self, *, mathlib: bool = False, config: Any = None, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, *, mathlib: bool | None = None, project: str | Path | None = None,
+                 repl: str | Path | None = None, lake: str | None = None, memory_mb: int | None = None,
+                 header_timeout_s: float = HEADER_TIMEOUT_S, **kw: Any) -> None:
+        mathlib = use_mathlib(mathlib) if project is None else bool(mathlib)
+        if memory_mb is None:
+            memory_mb = MATHLIB_MEMORY_MB if mathlib else DEFAULT_MEMORY_MB
+        super().__init__(memory_mb=memory_mb, **kw)
         self._li = _import_lean_interact()
-        self._config = config or repl_config(mathlib=mathlib, memory_mb=self.memory_mb)
+        from solve_in_lean.lean.repl_server import DirectServer
+
+        self._server_class = DirectServer
+        self.mathlib = mathlib
+        self.header_timeout_s = header_timeout_s
+        lake = lake or find_tool("lake")
+        if lake is None:
+            raise LeanUnavailable(f"no Lean toolchain (`lake` not found); {SETUP_HINT}")
+        self.project = Path(project) if project else project_dir(mathlib)
+        self._env = lake_environment(lake, str(self.project))
+        self._config = repl_config(self.project, Path(repl) if repl else repl_dir(self.project), lake,
+                                   memory_mb=self.memory_mb)
         self._size = max(1, self.workers or 1)
         self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._started = 0
+        self._all: list[_Worker] = []
         self._lock = threading.Lock()
 
     @property
@@ -63,20 +115,34 @@ class ReplChecker(LeanChecker):
         return str(self._config.lean_version or "").lstrip("v")
 
     def _acquire(self) -> _Worker:
+        """An idle server, or a new one while fewer than `workers` exist. A slot is counted only
+        once its server is built, so a failed start never leaves the pool a worker short."""
         with self._lock:
-            if self._idle.empty() and self._started < self._size:
-                self._started += 1
-                return _Worker(self._li.AutoLeanServer(self._config))
-        return self._idle.get()
+            grow = self._idle.empty() and len(self._all) < self._size
+            if grow:
+                self._all.append(placeholder := _Worker(None, {}))
+        if not grow:
+            return self._idle.get()
+        try:
+            placeholder.server = self._server_class(self._config, env=self._env, max_total_memory=MAX_SYSTEM_MEMORY)
+        except BaseException as e:
+            with self._lock:
+                self._all.remove(placeholder)
+            if isinstance(e, Exception):
+                raise unavailable("starting the Lean REPL", e) from e
+            raise
+        return placeholder
 
-    def _env_for(self, worker: _Worker, header: str, timeout_s: float) -> tuple[int | None, list[Message]]:
+    def _env_for(self, worker: _Worker, header: str) -> tuple[int | None, list[Message]]:
         if header in worker.headers:
             return worker.headers[header], []
-        resp = worker.server.run(self._li.Command(cmd=header), timeout=timeout_s, add_to_session_cache=True)
-        if isinstance(resp, self._li.LeanError):
+        resp = worker.server.run(self._li.Command(cmd=header), timeout=self.header_timeout_s,
+                                 add_to_session_cache=True)
+        if isinstance(resp, self._li.interface.LeanError):
             return None, [Message("error", 1, 0, resp.message, in_header=True)]
         msgs = [replace(message_from_json(m.model_dump(by_alias=True)), in_header=True) for m in resp.messages]
         if any(m.severity == "error" for m in msgs):
+            worker.server.remove_from_session_cache(resp.env)
             return None, msgs
         worker.headers[header] = resp.env
         return resp.env, []
@@ -88,26 +154,25 @@ class ReplChecker(LeanChecker):
             if own_header.strip():
                 header, code, shift = own_header, body, line_count(own_header)
         worker = self._acquire()
-        start = time.monotonic()
         try:
             env = None
-            if header:
-                env, header_msgs = self._env_for(worker, header, timeout_s)
+            if header and header.strip():
+                env, header_msgs = self._env_for(worker, header)
                 if env is None:
-                    return CheckResult(status="error", messages=header_msgs,
+                    return CheckResult(status="error", messages=header_msgs, lean_version=self.lean_version,
                                        detail="the header does not elaborate")
-            remaining = max(0.1, timeout_s - (time.monotonic() - start))
-            resp = worker.server.run(self._li.Command(cmd=code, env=env), timeout=remaining)
+            if not code.strip():
+                # the REPL refuses an empty command; an empty body is simply fine
+                return CheckResult(status="ok", lean_version=self.lean_version)
+            resp = worker.server.run(self._li.Command(cmd=code, env=env), timeout=timeout_s)
         except TimeoutError:
-            worker.headers.clear()
             return CheckResult(status="timeout", detail=f"Lean did not finish within {timeout_s:g} s; "
                                                         "the REPL server was killed and will restart")
-        except (ConnectionAbortedError, ChildProcessError, MemoryError) as e:
-            worker.headers.clear()
-            return CheckResult(status="crashed", detail=f"the Lean REPL died: {str(e).splitlines()[0]}")
+        except Exception as e:  # noqa: BLE001 - every way the REPL can fail becomes a status, never a traceback
+            return self._failed(worker, e)
         finally:
             self._idle.put(worker)
-        if isinstance(resp, self._li.LeanError):
+        if isinstance(resp, self._li.interface.LeanError):
             return CheckResult(status="crashed", detail=f"the Lean REPL refused the command: {resp.message}")
         msgs = []
         for m in resp.messages:
@@ -118,11 +183,27 @@ class ReplChecker(LeanChecker):
             msgs.append(msg)
         axioms = axioms_from_messages(msgs)
         full_code = code if not shift else "\n" * shift + code
-        result = CheckResult(status="error" if any(m.severity == "error" for m in msgs) else "ok",
-                             messages=msgs, axioms=axioms, evals=eval_outputs(full_code, msgs),
-                             sorry=uses_sorry(msgs, axioms) or bool(resp.sorries),
-                             lean_version=self.lean_version)
-        return result
+        return CheckResult(status="error" if any(m.severity == "error" for m in msgs) else "ok",
+                           messages=msgs, axioms=axioms, evals=eval_outputs(full_code, msgs),
+                           sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version)
+
+    def _failed(self, worker: _Worker, error: Exception) -> CheckResult:
+        """Status of a check whose REPL died or answered garbage; the server restarts on next use."""
+        server = worker.server
+        if server.is_alive() and not isinstance(error, MemoryError):
+            server.kill()  # its output stream can no longer be trusted
+        text = str(error)
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(error).__name__)[:300]
+        if isinstance(error, MemoryError) or mentions_memory(text):
+            return CheckResult(status="memory", detail=f"the Lean REPL ran out of memory under the cap of "
+                                                       f"{self.memory_mb} MB: {first}")
+        if server.last_exit == -9:
+            return CheckResult(status="memory", detail="the Lean REPL was killed by SIGKILL, which is what the "
+                                                       "kernel's out-of-memory killer sends")
+        if isinstance(error, json.JSONDecodeError):
+            return CheckResult(status="crashed", detail=f"the Lean REPL printed output that is not JSON: {first}")
+        how = f" (exit status {server.last_exit})" if server.last_exit is not None else ""
+        return CheckResult(status="crashed", detail=f"the Lean REPL failed{how}: {type(error).__name__}: {first}")
 
     @contextmanager
     def tactic_session(self, header: str | None = None, timeout_s: float | None = None) -> Iterator["TacticSession"]:
@@ -132,7 +213,7 @@ class ReplChecker(LeanChecker):
         try:
             env = None
             if header:
-                env, msgs = self._env_for(worker, header, timeout)
+                env, msgs = self._env_for(worker, header)
                 if env is None:
                     raise LeanUnavailable(f"the header does not elaborate: {msgs[0].text if msgs else ''}")
             yield TacticSession(self, worker, env, timeout)
@@ -140,8 +221,11 @@ class ReplChecker(LeanChecker):
             self._idle.put(worker)
 
     def close(self) -> None:
-        while not self._idle.empty():
-            self._idle.get().server.kill()
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            if worker.server is not None:
+                worker.server.kill()
 
 
 @dataclass
@@ -149,25 +233,48 @@ class StepResult:
     state: int | None
     goals: list[str]
     status: str
-    """`completed` (no goals left), `open` (goals remain) or `error` (the tactic failed)."""
+    """`completed` (no goals left), `open` (goals remain), `error` (the tactic failed) or
+    `restarted` (the REPL restarted, so every earlier proof state is gone: stop searching)."""
     error: str = ""
 
 
 class TacticSession:
     """Proof states of one REPL server: start a theorem, apply tactics, read goals.
 
-    Proof states live inside one Lean process, so a session keeps its server for its whole life.
+    Proof states live inside one Lean process, so a session keeps its server for its whole
+    life and notices when that process was replaced (timeout, crash, memory restart).
     """
 
-    def __init__(self, checker: "ReplChecker", worker: _Worker, env: int | None, timeout_s: float) -> None:
+    def __init__(self, checker: ReplChecker, worker: _Worker, env: int | None, timeout_s: float) -> None:
         self._checker, self._worker, self._env, self.timeout_s = checker, worker, env, timeout_s
         self._li = checker._li
+        self._process: int | None = None
+        """`server.starts` when the states of this session were made."""
+
+    def _restarted(self) -> StepResult | None:
+        server = self._worker.server
+        if self._process is not None and (server.starts != self._process or not server.is_alive()):
+            return StepResult(None, [], "restarted", "the Lean REPL restarted, so its earlier proof states are gone")
+        return None
+
+    def _run(self, request: Any) -> Any:
+        """The response, or a StepResult saying why there is none."""
+        try:
+            return self._worker.server.run(request, timeout=self.timeout_s)
+        except TimeoutError:
+            return StepResult(None, [], "restarted", f"the tactic did not finish within {self.timeout_s:g} s; "
+                                                     "the REPL was restarted and its proof states are gone")
+        except Exception as e:  # noqa: BLE001 - a dead or garbled REPL ends the search with a reason
+            failed = self._checker._failed(self._worker, e)
+            return StepResult(None, [], "restarted", f"the Lean REPL failed ({failed.status}): {failed.detail}")
 
     def start(self, theorem: str) -> StepResult:
         """Elaborate `theorem ... := by sorry` and return the proof state at the `sorry`."""
-        resp = self._worker.server.run(self._li.Command(cmd=f"{theorem} := by sorry", env=self._env),
-                                       timeout=self.timeout_s)
-        if isinstance(resp, self._li.LeanError):
+        resp = self._run(self._li.Command(cmd=f"{theorem} := by sorry", env=self._env))
+        if isinstance(resp, StepResult):
+            return resp
+        self._process = self._worker.server.starts
+        if isinstance(resp, self._li.interface.LeanError):
             return StepResult(None, [], "error", resp.message)
         errors = [m.data for m in resp.messages if m.severity == "error"]
         if errors or not resp.sorries:
@@ -176,17 +283,19 @@ class TacticSession:
         return StepResult(sorry.proof_state, [sorry.goal], "open")
 
     def step(self, state: int, tactic: str) -> StepResult:
-        try:
-            resp = self._worker.server.run(self._li.ProofStep(proof_state=state, tactic=tactic),
-                                           timeout=self.timeout_s)
-        except TimeoutError:
-            self._worker.headers.clear()
-            return StepResult(None, [], "error", f"the tactic did not finish within {self.timeout_s:g} s")
-        if isinstance(resp, self._li.LeanError):
+        if self._process is None:
+            self._process = self._worker.server.starts
+        if stale := self._restarted():
+            return stale
+        resp = self._run(self._li.ProofStep(proof_state=state, tactic=tactic))
+        if isinstance(resp, StepResult):
+            return resp
+        if stale := self._restarted():
+            return stale
+        if isinstance(resp, self._li.interface.LeanError):
             return StepResult(None, [], "error", resp.message)
         errors = [m.data for m in resp.messages if m.severity == "error"]
         if errors or resp.proof_status.startswith("Error"):
             return StepResult(None, [], "error", errors[0] if errors else resp.proof_status)
         done = not resp.goals and resp.proof_status.startswith("Completed")
         return StepResult(resp.proof_state, list(resp.goals), "completed" if done else "open")
-
