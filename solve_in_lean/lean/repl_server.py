@@ -57,5 +57,8 @@ class DirectServer(AutoLeanServer):
 
     def kill(self) -> None:
         if self._proc is not None:
-            self.last_exit = self._proc.poll()
+            try:  # a process whose output just ended may need a moment to become reapable
+                self.last_exit = self._proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                self.last_exit = None
         super().kill()
