@@ -19,5 +19,7 @@ def _register() -> None:
 
 
 def main() -> None:
+    from solve_in_lean.lean.lifecycle import install_signal_handlers
+    install_signal_handlers()  # SIGTERM/SIGHUP/SIGINT kill every Lean we started (lean/lifecycle.py)
     _register()
     app()

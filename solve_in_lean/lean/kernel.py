@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from solve_in_lean.lean.base import LeanUnavailable
+from solve_in_lean.lean.process import run_limited
 from solve_in_lean.lean.process_backend import ProcessChecker
 from solve_in_lean.lean.toolchain import cache_root
 
@@ -91,7 +92,8 @@ def _version(cmd: tuple[str, ...]) -> str:
     stored = Path(cmd[0]).with_name("version") if len(cmd) == 1 else None
     if stored is not None and stored.is_file():
         return stored.read_text().strip()
-    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
+    out = run_limited([*cmd, "--version"], stdin_text="", timeout_s=60, memory_mb=None,
+                      max_output_bytes=65536)  # like every Lean run: dies with lean-solve
     match = re.search(r"version (\S+?),", out.stdout)
     if out.returncode != 0 or not match:
         raise LeanUnavailable(f"the kernel driver did not report a version: {out.stderr.strip()[:300]}")

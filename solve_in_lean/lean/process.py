@@ -1,7 +1,8 @@
 """Run one Lean process with a hard timeout, a memory cap and an output cap.
 
 The process gets its own process group, so a timeout kills Lean and anything it started
-(`lake env lean` forks). Input goes through stdin: no temporary files to leave behind.
+(`lake env lean` forks), and is registered with `lifecycle`, so it dies with lean-solve too.
+Input goes through stdin: no temporary files to leave behind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
+
+from solve_in_lean.lean import lifecycle
 
 
 @dataclass
@@ -34,7 +38,7 @@ class RunResult:
         return None
 
 
-def _limit_prefix(memory_mb: int | None) -> tuple[list[str], object]:
+def _limit_prefix(memory_mb: int | None) -> tuple[list[str], Callable[[], None] | None]:
     """Command prefix (or preexec hook) that caps the address space of the child and its children."""
     if not memory_mb:
         return [], None
@@ -61,12 +65,18 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb: int | None,
                 max_output_bytes: int, cwd: str | None = None,
                 env: dict[str, str] | None = None) -> RunResult:
-    """Run `cmd`, feeding `stdin_text`; kill the whole process group on timeout or output cap."""
-    prefix, preexec = _limit_prefix(memory_mb)
+    """Run `cmd`, feeding `stdin_text`; kill the whole process group on timeout or output cap.
+
+    Raises lifecycle.Interrupted instead of starting Lean, or instead of returning the result
+    of a Lean it killed, once lean-solve is shutting down on a signal.
+    """
+    if lifecycle.stopping():
+        raise lifecycle.Interrupted("lean-solve is shutting down")
+    prefix, set_limit = _limit_prefix(memory_mb)
     start = time.perf_counter()
     proc = subprocess.Popen(prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
-                            preexec_fn=preexec)  # type: ignore[arg-type]
+                            preexec_fn=lifecycle.child_preexec(set_limit))  # type: ignore[arg-type]
     out_chunks: list[bytes] = []
     err_chunks: list[bytes] = []
     capped = threading.Event()
@@ -93,13 +103,14 @@ def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb:
     threads = [threading.Thread(target=feed, daemon=True),
                threading.Thread(target=drain, args=(proc.stdout, out_chunks, max_output_bytes), daemon=True),
                threading.Thread(target=drain, args=(proc.stderr, err_chunks, max_output_bytes), daemon=True)]
-    for t in threads:
-        t.start()
     # Waiting on the reader threads (not Popen.wait with a timeout, which polls in up to 50 ms
     # steps) returns as soon as Lean closes its output.
     deadline = start + timeout_s
     timed_out = False
+    for t in threads:
+        t.start()
     try:
+        lifecycle.track(proc)
         for t in threads[1:]:
             t.join(timeout=max(0.0, deadline - time.perf_counter()))
         try:
@@ -110,8 +121,11 @@ def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb:
         if proc.poll() is None:
             _kill_group(proc)
             proc.wait()
+        lifecycle.untrack(proc)
     for t in threads:
         t.join(timeout=5)
+    if proc.returncode is not None and proc.returncode < 0 and lifecycle.stopping():
+        raise lifecycle.Interrupted("lean-solve is shutting down; Lean was stopped")
     return RunResult(
         returncode=proc.returncode,
         stdout=b"".join(out_chunks).decode("utf-8", errors="replace"),

@@ -1,0 +1,230 @@
+"""No Lean process outlives lean-solve, however lean-solve ends.
+
+Lean runs in its own session (so a timeout can kill its whole process group), which also means
+nothing kills it when lean-solve dies. Three layers close that gap:
+
+1. `install_signal_handlers()`: SIGTERM/SIGHUP (what schedulers and closed terminals send) kill
+   every tracked group and exit 143/129; SIGINT kills them and raises KeyboardInterrupt as before.
+   After any of these no new Lean starts (`Interrupted`), so a thread pool winding down does
+   not launch the checks still queued.
+2. `child_preexec()`: the child asks the kernel (`PR_SET_PDEATHSIG`) for SIGKILL when its parent
+   dies, which also covers `kill -9` of lean-solve. It does not reach grandchildren.
+3. The guard: one small helper process per lean-solve (started on the first `track`) that is
+   told every tracked group and kills the ones still listed when its pipe from lean-solve
+   closes, which the kernel does however lean-solve died. This reaches grandchildren such as
+   the `lean` that `lake env lean` forks, as long as they stay in the group.
+
+Limits: PDEATHSIG fires when the *thread* that started the child exits, so a long-lived
+server (the REPL) must not get `child_preexec` when it is started from a short-lived pool
+thread (track it instead). A process forked (not exec'd) from lean-solve, e.g. by
+multiprocessing's fork start method, inherits the guard's pipe and delays the guard until it
+exits too. A group that leaves its session (`setsid` inside Lean) escapes the guard.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
+
+EXIT_GRACE_S = 10.0
+"""After SIGTERM/SIGHUP the main thread unwinds (closing files, finishing `finally` blocks);
+if that takes longer than this, the process exits anyway."""
+
+_PR_SET_PDEATHSIG = 1
+_HANDLED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+_lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
+_groups: set[int] = set()
+_stopping = threading.Event()
+_guard: subprocess.Popen | None = None
+_installed = False
+_previous: dict[int, Any] = {}
+
+# The guard runs isolated (`python -I`) and reads "+PGID" / "-PGID" lines until end of file.
+_GUARD_CODE = r"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin:
+    sign, pgid = line[:1], int(line[1:])
+    if sign == "+":
+        groups.add(pgid)
+    else:
+        groups.discard(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        continue  # the group already ended (its number now belongs to someone else's)
+"""
+
+
+class Interrupted(KeyboardInterrupt):
+    """lean-solve is shutting down on a signal: no new Lean starts and no verdict comes from a
+    Lean it killed. A KeyboardInterrupt, so no `except Exception` turns it into an item result."""
+
+
+class _HasPid(Protocol):
+    pid: int
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the parent so the forked child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None  # PR_SET_PDEATHSIG is Linux-only; elsewhere the handlers and the guard remain
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_prctl = _load_prctl()
+
+
+def child_preexec(extra: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive SIGKILL when this thread dies, then runs `extra`.
+
+    The death signal survives `exec` (including through `prlimit`), so Lean itself carries it.
+    If lean-solve already died between fork and prctl, the child exits at once instead of
+    running orphaned.
+    """
+    parent = os.getpid()
+    prctl = _prctl
+
+    def preexec() -> None:
+        if prctl is not None:
+            if prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                raise OSError("prctl(PR_SET_PDEATHSIG) failed")
+            if os.getppid() != parent:
+                os._exit(1)
+        if extra is not None:
+            extra()
+
+    return preexec
+
+
+def stopping() -> bool:
+    """True once a handled signal arrived: the process is on its way out."""
+    return _stopping.is_set()
+
+
+def _guard_send(line: str) -> None:
+    """Tell the guard about a group (caller holds `_lock`); a dead guard is replaced and told
+    every live group again."""
+    global _guard
+    for _ in range(2):
+        if _guard is None or _guard.poll() is not None:
+            _guard = subprocess.Popen([sys.executable, "-I", "-c", _GUARD_CODE], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                                      start_new_session=True, text=True)
+            line = "".join(f"+{g}\n" for g in _groups)
+        assert _guard.stdin is not None
+        try:
+            _guard.stdin.write(line)
+            _guard.stdin.flush()
+            return
+        except BrokenPipeError:
+            _guard.wait()  # it died since the poll above: start another one
+    raise OSError("the process guard keeps dying; Lean processes would not be cleaned up")
+
+
+def track(proc: _HasPid) -> None:
+    """Kill `proc`'s process group when lean-solve is signalled or dies.
+
+    `proc` must lead its own group (`start_new_session=True`), else killing the group would
+    hit lean-solve itself. Raises Interrupted (after killing it) if shutdown already began.
+    """
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return  # it already ended and was reaped: nothing to track
+    if pgid != proc.pid:
+        raise ValueError(f"process {proc.pid} does not lead its own process group; "
+                         "start it with start_new_session=True")
+    with _lock:
+        if _stopping.is_set():
+            _kill(pgid)
+            raise Interrupted("lean-solve is shutting down")
+        _groups.add(pgid)
+        _guard_send(f"+{pgid}\n")
+
+
+def untrack(proc: _HasPid) -> None:
+    """Forget `proc`'s group (call after it was reaped)."""
+    with _lock:
+        if proc.pid in _groups:
+            _groups.discard(proc.pid)
+            if _guard is not None and _guard.poll() is None:
+                _guard_send(f"-{proc.pid}\n")
+
+
+@contextmanager
+def tracked(proc: _HasPid) -> Iterator[None]:
+    """`track(proc)` for the duration of the block."""
+    track(proc)
+    try:
+        yield
+    finally:
+        untrack(proc)
+
+
+def _kill(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return  # the group already ended
+
+
+def kill_all() -> None:
+    """Stop starting Lean and kill every tracked group now."""
+    _stopping.set()
+    with _lock:
+        for pgid in list(_groups):
+            _kill(pgid)
+
+
+def _exit_later(code: int) -> None:
+    timer = threading.Timer(EXIT_GRACE_S, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+
+
+def _on_signal(signo: int, frame: Any) -> None:
+    if signo != signal.SIGINT and _stopping.is_set():
+        os._exit(128 + signo)  # a second signal while unwinding: leave now
+    kill_all()
+    if signo == signal.SIGINT:
+        previous = _previous.get(signo)
+        if callable(previous):
+            previous(signo, frame)
+        raise KeyboardInterrupt
+    _exit_later(128 + signo)
+    raise SystemExit(128 + signo)
+
+
+def install_signal_handlers() -> None:
+    """Handle SIGTERM, SIGHUP and SIGINT as described above; call once from the main thread.
+
+    Idempotent. A signal that is ignored when this runs (`nohup` ignores SIGHUP) stays ignored.
+    """
+    global _installed
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("install_signal_handlers() must be called from the main thread")
+    if _installed:
+        return
+    for signo in _HANDLED:
+        previous = signal.getsignal(signo)
+        if previous == signal.SIG_IGN:
+            continue
+        _previous[signo] = previous
+        signal.signal(signo, _on_signal)
+    _installed = True
