@@ -93,9 +93,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
 
 
 def resolve_backend(name: str) -> str:
-    """`auto` means the REPL where a toolchain is installed, else the bundled kernel."""
+    """`auto` means the best backend this machine can run (see `lean.auto_backend`)."""
     if name != "auto":
         return name
-    from solve_in_lean.lean.toolchain import find_tool
+    from solve_in_lean.lean import auto_backend
 
-    return "repl" if find_tool("lake") else "kernel"
+    return auto_backend()

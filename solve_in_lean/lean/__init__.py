@@ -3,6 +3,7 @@
     checker = get_checker("kernel")            # bundled Lean 4.35 kernel, prelude files
     checker = get_checker("repl", mathlib=True)  # lean-interact REPL, header reused
     checker = get_checker("lake")              # `lake env lean` per file
+    checker = get_checker("auto")              # the best one this machine can run
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from solve_in_lean.lean.base import (CheckRequest, CheckResult, EvalOutput, LeanChecker, LeanUnavailable,
                                      Message)
 
-BACKENDS = ("repl", "lake", "kernel")
+BACKENDS = ("repl", "lake", "kernel", "ray")
 
 __all__ = ["BACKENDS", "CheckRequest", "CheckResult", "EvalOutput", "LeanChecker", "LeanUnavailable",
            "Message", "get_checker"]
@@ -33,4 +34,8 @@ def get_checker(name: str, **options: Any) -> LeanChecker:
         from solve_in_lean.lean.repl import ReplChecker
 
         return ReplChecker(**options)
+    if name == "ray":  # inner="kernel"|"lake"|"repl", actors=N, address=...: see lean/ray_backend.py
+        from solve_in_lean.lean.ray_backend import RayChecker
+
+        return RayChecker(**options)
     raise ValueError(f"unknown Lean backend {name!r}; choose one of: {', '.join(BACKENDS)}")
