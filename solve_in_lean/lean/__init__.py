@@ -16,11 +16,31 @@ from solve_in_lean.lean.base import (CheckRequest, CheckResult, EvalOutput, Lean
 BACKENDS = ("repl", "lake", "kernel", "ray")
 
 __all__ = ["BACKENDS", "CheckRequest", "CheckResult", "EvalOutput", "LeanChecker", "LeanUnavailable",
-           "Message", "get_checker"]
+           "Message", "auto_backend", "get_checker"]
+
+
+def auto_backend() -> str:
+    """`repl` when lean-interact, `lake` and a built REPL are all there; `lake` with a toolchain
+    alone; else the bundled `kernel`. Cheap: looks at files, starts nothing."""
+    import importlib.util
+
+    from solve_in_lean.lean.toolchain import find_tool, project_dir, repl_dir
+
+    if find_tool("lake") is None:
+        return "kernel"
+    if importlib.util.find_spec("lean_interact") is None:
+        return "lake"
+    try:
+        repl_dir(project_dir(None))
+    except LeanUnavailable:
+        return "lake"
+    return "repl"
 
 
 def get_checker(name: str, **options: Any) -> LeanChecker:
-    """Build the backend called `name`; raises LeanUnavailable saying how to enable it."""
+    """Build the backend called `name` (or `auto`); raises LeanUnavailable saying how to enable it."""
+    if name == "auto":
+        name = auto_backend()
     if name == "kernel":
         from solve_in_lean.lean.kernel import KernelChecker
 
