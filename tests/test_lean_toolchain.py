@@ -94,3 +94,32 @@ def test_workspace_answer_helper_prints_a_parseable_line():
     assert result.ok, result.messages
     line = next(m.text for m in result.messages if "lean-solve answer:" in m.text)
     assert parse_lean_value(line.split("lean-solve answer:")[1]) == "-3"
+
+
+# --- auto choice and Mathlib detection, through the launcher toolchain (tests/launchers/) ---
+
+def test_auto_picks_what_this_machine_can_run(tmp_path, monkeypatch):
+    import sys
+
+    from launchers.toolchain import install_launchers
+    from solve_in_lean.lean import auto_backend
+
+    install_launchers(tmp_path, monkeypatch)
+    assert auto_backend() == "repl"
+    monkeypatch.setitem(sys.modules, "lean_interact", None)  # lean-interact not installed
+    assert auto_backend() == "lake"
+    monkeypatch.delitem(sys.modules, "lean_interact")
+    monkeypatch.setenv("LEAN_SOLVE_REPL", str(tmp_path / "no-repl-built"))
+    assert auto_backend() == "lake"
+    monkeypatch.setenv("LEAN_SOLVE_LAKE", str(tmp_path / "no-lake"))
+    assert auto_backend() == "kernel"
+
+
+def test_mathlib_is_used_when_installed(tmp_path, monkeypatch):
+    from solve_in_lean.lean.toolchain import mathlib_workspace_dir, project_dir, use_mathlib
+
+    monkeypatch.setenv("LEAN_SOLVE_CACHE", str(tmp_path))
+    assert use_mathlib(None) is False and project_dir(None) == workspace_dir()
+    (mathlib_workspace_dir() / ".lake" / "packages" / "mathlib" / ".lake" / "build").mkdir(parents=True)
+    assert use_mathlib(None) is True and project_dir(None) == mathlib_workspace_dir()
+    assert use_mathlib(False) is False and project_dir(False) == workspace_dir()

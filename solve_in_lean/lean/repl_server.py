@@ -2,8 +2,9 @@
 
 lean-interact starts `lake env <repl>`; Lake then forks the REPL, so killing the process it
 tracks can leave Lean running. Here the environment is resolved once (`lake_environment`)
-and the REPL binary is the process we start: its own session, under the memory cap, and
-it exits when its stdin closes (lean-solve gone). Everything else (the JSON protocol, the
+and the REPL binary is the process we start: its own session, under the memory cap,
+tracked by `lifecycle` (killed when lean-solve is signalled or dies), and it also exits
+when its stdin closes. No PDEATHSIG: servers start from short-lived pool threads. Everything else (the JSON protocol, the
 timeouts, restarts, the session cache that replays the header) is lean-interact's own code.
 Importing this module needs lean-interact.
 """
@@ -15,6 +16,8 @@ import subprocess
 from typing import Any
 
 from lean_interact import AutoLeanServer, LeanREPLConfig
+
+from solve_in_lean.lean import lifecycle
 
 
 def _address_space_cap(memory_mb: int | None) -> Any:
@@ -44,11 +47,14 @@ class DirectServer(AutoLeanServer):
         super().__init__(config, **kw)
 
     def start(self) -> None:
+        if lifecycle.stopping():
+            raise lifecycle.Interrupted("lean-solve is shutting down")
         repl = os.path.join(self.config.cache_repl_dir, ".lake", "build", "bin", "repl")
         self._proc = subprocess.Popen(
             [repl], cwd=self.config.working_dir, env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, encoding="utf-8", text=True, bufsize=1, start_new_session=True,
             preexec_fn=_address_space_cap(self.config.memory_hard_limit_mb))
+        lifecycle.track(self._proc)
         self.starts += 1
         self.last_exit = None
         if not self.is_alive():
@@ -56,9 +62,12 @@ class DirectServer(AutoLeanServer):
             raise ChildProcessError(f"the Lean REPL exited at start: {stderr.strip() or stdout.strip()}")
 
     def kill(self) -> None:
-        if self._proc is not None:
+        proc = self._proc
+        if proc is not None:
             try:  # a process whose output just ended may need a moment to become reapable
-                self.last_exit = self._proc.wait(timeout=0.05)
+                self.last_exit = proc.wait(timeout=0.05)
             except subprocess.TimeoutExpired:
                 self.last_exit = None
         super().kill()
+        if proc is not None:
+            lifecycle.untrack(proc)
