@@ -37,11 +37,13 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 
 def _install_elan() -> None:
+    """elan with Lean as its *default* toolchain: lean-interact runs `lake --version` outside any
+    project, where elan with no default has no `lake` to run."""
     import tempfile
 
     import httpx
 
-    from solve_in_lean.lean.toolchain import find_tool
+    from solve_in_lean.lean.toolchain import LEAN_VERSION, find_tool
 
     if find_tool("elan") or find_tool("lake"):
         return
@@ -50,7 +52,7 @@ def _install_elan() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=True) as f:
         f.write(script.text)
         f.flush()
-        _run(["sh", f.name, "-y", "--default-toolchain", "none"])
+        _run(["sh", f.name, "-y", "--default-toolchain", f"leanprover/lean4:{LEAN_VERSION}"])
 
 
 def _toolchain() -> None:
@@ -58,16 +60,36 @@ def _toolchain() -> None:
 
     elan = find_tool("elan")
     if elan is None:
+        if find_tool("lake"):
+            return  # a toolchain without elan (e.g. a system install): nothing to add
         raise RuntimeError("elan is not installed and could not be found after installing it")
     _run([elan, "toolchain", "install", f"leanprover/lean4:{LEAN_VERSION}"])
+    if subprocess.run([elan, "show"], capture_output=True, text=True).returncode != 0:
+        _run([elan, "default", f"leanprover/lean4:{LEAN_VERSION}"])
+
+
+def _lake(project: Path) -> str:
+    """The project's own `lake` binary (not elan's proxy), so every later call finds the same one."""
+    from solve_in_lean.lean.toolchain import find_tool, require_lake
+
+    elan = find_tool("elan")
+    if elan:
+        found = subprocess.run([elan, "which", "lake"], cwd=project, capture_output=True, text=True)
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    return require_lake()
+
+
+def _project(mathlib: bool) -> Path:
+    from solve_in_lean.lean.toolchain import workspace_dir, write_mathlib_workspace
+
+    return write_mathlib_workspace() if mathlib else workspace_dir()
 
 
 def _build_workspace(mathlib: bool) -> Callable[[], None]:
     def build() -> None:
-        from solve_in_lean.lean.toolchain import require_lake, workspace_dir, write_mathlib_workspace
-
-        lake = require_lake()
-        project = write_mathlib_workspace() if mathlib else workspace_dir()
+        project = _project(mathlib)
+        lake = _lake(project)
         if mathlib:
             _run([lake, "exe", "cache", "get"], cwd=project)
         _run([lake, "build"], cwd=project)
@@ -75,10 +97,22 @@ def _build_workspace(mathlib: bool) -> Callable[[], None]:
 
 
 def _build_repl(mathlib: bool) -> Callable[[], None]:
+    """Clone and build the REPL once, here, and record where: checks never build (network,
+    minutes, output on stdout)."""
     def build() -> None:
-        from solve_in_lean.lean.repl import repl_config
+        from solve_in_lean.lean.repl import import_lean_interact, unavailable
+        from solve_in_lean.lean.toolchain import cache_root, record_repl
 
-        repl_config(mathlib=mathlib)
+        li = import_lean_interact()
+        project = _project(mathlib)
+        lake = _lake(project)
+        try:
+            config = li.LeanREPLConfig(
+                project=li.LocalProject(directory=str(project), lake_path=lake, auto_build=False),
+                cache_dir=str(cache_root() / "lean-interact"), lake_path=lake, build_repl=True, verbose=False)
+        except Exception as e:  # noqa: BLE001 - lean-interact raises many types; each becomes one sentence
+            raise unavailable("building the Lean REPL", e) from e
+        record_repl(project, Path(config.cache_repl_dir))
     return build
 
 
@@ -137,22 +171,36 @@ def _package_row(module: str, dist: str, fix: str) -> dict:
 
 
 def _backend_row(name: str) -> dict:
+    """Whether the backend can be built here, without building or downloading anything."""
     from solve_in_lean.lean import LeanUnavailable, get_checker
+    from solve_in_lean.lean.toolchain import SETUP_HINT
 
+    item = f"lean backend: {name}"
     try:
         with get_checker(name) as checker:
-            return {"item": f"lean backend: {name}", "status": "ok", "detail": f"Lean {checker.lean_version}",
-                    "fix": ""}
+            return {"item": item, "status": "ok", "detail": f"Lean {checker.lean_version}", "fix": ""}
     except LeanUnavailable as e:
-        return {"item": f"lean backend: {name}", "status": "missing", "detail": "", "fix": str(e)}
+        return {"item": item, "status": "missing", "detail": "", "fix": str(e)}
+    except Exception as e:  # noqa: BLE001 - doctor reports every failure as a row, never a traceback
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        return {"item": item, "status": "missing", "detail": f"{type(e).__name__}: {first}"[:300],
+                "fix": SETUP_HINT}
 
 
 def _mathlib_row() -> dict:
-    from solve_in_lean.lean.toolchain import MATHLIB_HINT, MATHLIB_REV, has_mathlib
+    from solve_in_lean.lean.toolchain import MATHLIB_HINT, MATHLIB_REV, mathlib_installed
 
-    if has_mathlib():
-        return {"item": "Mathlib", "status": "ok", "detail": MATHLIB_REV, "fix": ""}
-    return {"item": "Mathlib", "status": "missing", "detail": "", "fix": MATHLIB_HINT}
+    if mathlib_installed():
+        return {"item": "Mathlib", "status": "ok",
+                "detail": f"{MATHLIB_REV}, used by default (turn off: --no-mathlib or [lean] mathlib = false)",
+                "fix": ""}
+    return {"item": "Mathlib", "status": "missing", "detail": "not used: core Lean only", "fix": MATHLIB_HINT}
+
+
+def _auto_row() -> dict:
+    from solve_in_lean.lean import auto_backend
+
+    return {"item": "lean backend: auto", "status": "ok", "detail": f"uses {auto_backend()}", "fix": ""}
 
 
 def _cuda_row() -> dict:
@@ -180,7 +228,7 @@ def doctor_rows() -> list[dict]:
         _package_row("vllm", "vllm", "pip install 'lean-solve[vllm]' (CUDA machines)"),
     ]
     rows += [_backend_row(b) for b in ("kernel", "lake", "repl")]
-    rows += [_mathlib_row(), _cuda_row()]
+    rows += [_auto_row(), _mathlib_row(), _cuda_row()]
     return rows
 
 

@@ -36,7 +36,7 @@ MAX_SYSTEM_MEMORY = 0.95
 default fires all the time beside a vLLM process, and the cap above already bounds Lean."""
 
 
-def _import_lean_interact() -> Any:
+def import_lean_interact() -> Any:
     try:
         import lean_interact
     except ImportError as e:
@@ -65,7 +65,7 @@ def unavailable(what: str, error: BaseException) -> LeanUnavailable:
 
 def repl_config(project: Path, repl: Path, lake: str, *, memory_mb: int | None) -> Any:
     """A lean-interact config for a built REPL and project: no clone, no build, no network."""
-    li = _import_lean_interact()
+    li = import_lean_interact()
     try:
         return li.LeanREPLConfig(project=li.LocalProject(directory=str(project), lake_path=lake, auto_build=False),
                                  local_repl_path=str(repl), build_repl=False, lake_path=lake,
@@ -92,7 +92,7 @@ class ReplChecker(LeanChecker):
         if memory_mb is None:
             memory_mb = MATHLIB_MEMORY_MB if mathlib else DEFAULT_MEMORY_MB
         super().__init__(memory_mb=memory_mb, **kw)
-        self._li = _import_lean_interact()
+        self._li = import_lean_interact()
         from solve_in_lean.lean.repl_server import DirectServer
 
         self._server_class = DirectServer
