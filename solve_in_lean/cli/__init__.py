@@ -3,15 +3,17 @@ libraries (torch, lean-interact) only when it runs, so `lean-solve check` starts
 
 from __future__ import annotations
 
-import typer
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Lean 4 as one platform for solving and proving math problems.")
+import sys
+from typing import Any
 
 
-@app.callback()
-def _root() -> None:
-    """Lean 4 as one platform for solving and proving math problems."""
+def __getattr__(name: str) -> Any:
+    """`app` (cli/typer_app.py) is imported on first use, by a command module or `main`, never by `check`."""
+    if name == "app":
+        from solve_in_lean.cli.typer_app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register() -> None:
@@ -21,5 +23,11 @@ def _register() -> None:
 def main() -> None:
     from solve_in_lean.lean.lifecycle import install_signal_handlers
     install_signal_handlers()  # SIGTERM/SIGHUP/SIGINT kill every Lean we started (lean/lifecycle.py)
+    if sys.argv[1:2] == ["check"]:  # before typer is imported: a check starts about as fast as Lean
+        from solve_in_lean.cli.fastcheck import main as check
+
+        sys.exit(check(sys.argv[2:]))
     _register()
+    from solve_in_lean.cli.typer_app import app
+
     app()

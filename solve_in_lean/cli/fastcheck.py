@@ -1,0 +1,242 @@
+"""`lean-solve check FILE...`: check Lean files with the verification rules, many in one process.
+
+`main()` dispatches here before typer is imported (see `solve_in_lean.cli.main`): a check of
+one small file should cost little more than Lean itself, so this module parses its options
+with argparse and imports the verifier only once the arguments are known to be good.
+`solve_in_lean.cli.check` registers the same command with typer for `lean-solve --help`.
+
+What a user sees is hostile text (a file can make Lean print anything), so every line that
+is not a verdict is indented, control characters are escaped, and each file's verdict line
+comes last in its block, unindented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import Any, NoReturn, Sequence
+
+EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE = 0, 1, 2  # = solve_in_lean.errors; not imported on the hot path
+
+DESCRIPTION = """Check Lean files with Lean and the verification rules, in parallel.
+
+Prints one verdict line per file (or one JSON object per line with --json), after Lean's own
+messages, which are indented under `lean|`. Exit 0 when every file is verified; 1 when some
+file is rejected (errors, sorry, axioms, wrong statement, refused constructs, timeout or
+memory cap); 2 when some check could not run (missing file or backend, bad arguments, input
+that is not UTF-8 text or too large, Lean itself crashed)."""
+
+STDIN = "-"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One sentence and exit 2, like every other bad input (argparse prints usage too)."""
+        self.exit(EXIT_UNAVAILABLE, f"lean-solve check: {message} (see `lean-solve check --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lean-solve check", description=DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE", help="Lean file to check, or - for standard input.")
+    p.add_argument("-b", "--backend", help="Lean backend: repl | lake | kernel | ray | auto")
+    p.add_argument("--json", dest="json_out", action="store_true", help="Print one JSON object per file, one per line.")
+    p.add_argument("--timeout", metavar="SECONDS", help="Seconds per Lean check before Lean is killed.")
+    p.add_argument("--workers", "-j", type=int, metavar="N", help="Files checked at once (default: the cores).")
+    p.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
+                   help="Accept this axiom too (repeatable).")
+    p.add_argument("--allow-native", action="store_true", help="Accept native_decide (Lean.ofReduceBool).")
+    p.add_argument("--header", metavar="FILE", help="File with imports/opens to check the code under.")
+    p.add_argument("--theorem", metavar="NAME", help="Name of the theorem that must be proved.")
+    p.add_argument("--statement", metavar="PROP", help="The proposition it must state.")
+    p.add_argument("--mathlib", action=argparse.BooleanOptionalAction, default=None,
+                   help="Use the Mathlib workspace (default: when it is installed).")
+    p.add_argument("--config", metavar="FILE", help="Config file (TOML).")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `lean-solve check` with `argv` (the words after `check`); returns the exit code."""
+    from solve_in_lean.errors import LeanSolveError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except LeanSolveError as e:
+        sys.stderr.write(f"lean-solve: {e}\n")
+        return e.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from solve_in_lean.errors import InputError
+    from solve_in_lean.lean import BACKENDS, get_checker
+    from solve_in_lean.lean.base import MAX_INPUT_BYTES, validate_timeout
+    from solve_in_lean.settings import load_settings, resolve_backend
+
+    if (args.theorem is None) != (args.statement is None):
+        raise InputError("--theorem and --statement go together: the name and the proposition it must prove")
+    if args.files.count(STDIN) > 1:
+        raise InputError("standard input (-) can be checked only once per call")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, not {args.workers}")
+    timeout = None if args.timeout is None else validate_timeout(args.timeout, "--timeout")
+    header = None if args.header is None else _read_header(args.header, MAX_INPUT_BYTES)
+    settings = load_settings(args.config)
+    backend = resolve_backend(args.backend or settings.lean.backend)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown Lean backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    mathlib = settings.lean.mathlib if args.mathlib is None else args.mathlib
+    checker = get_checker(backend, timeout_s=timeout or settings.solve.timeout_s,
+                          memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
+                          mathlib=mathlib)
+    policy = settings.lean.policy(tuple(args.allow_axiom), args.allow_native)
+    with checker:
+        verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
+    worst = EXIT_OK
+    for path, verdict in zip(args.files, verdicts):
+        code = exit_code(verdict)
+        worst = max(worst, code)
+        name = display_name(path)
+        if args.json_out:
+            _write_json({"file": name, "outcome": OUTCOMES[code], **verdict.to_dict()})
+        else:
+            sys.stdout.write(report(name, verdict, header_name=args.header))
+    sys.stdout.flush()
+    return worst
+
+
+def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,
+                  statement: str | None, policy: Any) -> list[Any]:
+    """One verdict per path, in order; files that cannot be read get an invalid-input verdict."""
+    from solve_in_lean.lean.base import CheckResult
+    from solve_in_lean.verify import Target, Verdict, VerifyRequest, verify, verify_many
+
+    target = Target(theorem, statement) if theorem is not None and statement is not None else None
+    inputs = [_read_code(p, checker.max_input_bytes) for p in paths]
+    requests = [VerifyRequest(code, header, target) for code in inputs if isinstance(code, bytes)]
+    if len(requests) == 1:  # the common single-file case: no thread pool
+        r = requests[0]
+        checked = [verify(r.code, checker, header=r.header, target=r.target, policy=policy)]
+    else:
+        checked = verify_many(requests, checker, policy=policy)
+    results = iter(checked)
+    return [next(results) if isinstance(code, bytes) else
+            Verdict(False, [str(code)], CheckResult(status="invalid_input", detail=str(code), backend=checker.name))
+            for code in inputs]
+
+
+class _InputProblem(Exception):
+    """Why a named input cannot be read, in one sentence that follows its name."""
+
+
+def _read_code(path: str, limit: int) -> bytes | _InputProblem:
+    try:
+        return read_input(path, limit)
+    except _InputProblem as e:
+        return e
+
+
+def read_input(path: str, limit: int) -> bytes:
+    """The bytes of `path` (or standard input for -), reading at most `limit` + 1 bytes so a huge
+    file or a device never fills memory; _InputProblem says, in one sentence, why not."""
+    if path == STDIN:
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise _InputProblem(f"standard input is more than {limit:,} bytes, over the limit")
+        return data
+    try:
+        if os.path.isdir(path):
+            raise _InputProblem("is a directory, not a Lean file")
+        size = os.stat(path).st_size
+        if size > limit:
+            raise _InputProblem(f"is {size:,} bytes, over the limit of {limit:,} bytes")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise _InputProblem("no such file") from None
+    except OSError as e:
+        raise _InputProblem(f"cannot be read ({e.strerror or e})") from None
+    if len(data) > limit:  # not a regular file (a device, a pipe) and endless
+        raise _InputProblem(f"is more than {limit:,} bytes, over the limit")
+    return data
+
+
+def _read_header(path: str, limit: int) -> str:
+    """The --header file as text, or InputError blaming the header (never the checked file)."""
+    from solve_in_lean.errors import InputError
+    from solve_in_lean.lean.source import validate_input
+
+    try:
+        data = read_input(path, limit)
+    except _InputProblem as e:
+        raise InputError(f"--header {display_name(path)}: {e}") from None
+    text, problem = validate_input(data, limit)
+    if problem is not None:
+        raise InputError(f"--header {display_name(path)}: {problem.removeprefix('input ')}")
+    return text
+
+
+# --- output ----------------------------------------------------------------------------------
+
+OUTCOMES = {EXIT_OK: "verified", EXIT_REJECTED: "rejected", EXIT_UNAVAILABLE: "could not check"}
+_COLORS = {EXIT_OK: "\x1b[1;32m", EXIT_REJECTED: "\x1b[1;31m", EXIT_UNAVAILABLE: "\x1b[1;33m"}
+
+
+def exit_code(verdict: Any) -> int:
+    """0 verified, 1 rejected, 2 when the check itself could not run (bad input, Lean crashed)."""
+    if verdict.check.status in ("invalid_input", "crashed"):
+        return EXIT_UNAVAILABLE
+    return EXIT_OK if verdict.verified else EXIT_REJECTED
+
+
+def printable(text: str) -> str:
+    """`text` on one line with control characters (newlines too) escaped, so it cannot move the
+    cursor, recolour the terminal or start a line of its own; safe to encode in UTF-8 (lone
+    surrogates escaped)."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100
+                        else f"\\u{ord(m.group(0)):04x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == STDIN else printable(path)
+
+
+def _indented(prefix: str, text: str) -> list[str]:
+    return [prefix + printable(line) for line in text.split("\n")]
+
+
+def report(name: str, verdict: Any, *, header_name: str | None = None, color: bool | None = None) -> str:
+    """The text block for one file: Lean's messages under `lean|`, the reasons and axioms
+    indented, and the verdict line last."""
+    res = verdict.check
+    lines: list[str] = []
+    for m in res.messages:
+        where = display_name(header_name) if m.in_header and header_name else name
+        lines += _indented("  lean| ", m.format(where))
+    code = exit_code(verdict)
+    reasons = list(verdict.reasons)
+    if code == EXIT_UNAVAILABLE:  # what happened, on the verdict line itself
+        verdict_line = f"{name}: could not check: {printable(reasons.pop(0) if reasons else res.detail or res.status)}"
+    else:
+        where = res.backend + (f", Lean {res.lean_version}" if res.lean_version else "")
+        verdict_line = f"{name}: {OUTCOMES[code]} ({printable(where)}, {res.elapsed_s:.2f} s)"
+    for reason in reasons:
+        lines += _indented("  - ", reason)
+    for decl, axioms in res.axioms.items():
+        lines += _indented("  ", f"axioms of {decl}: {', '.join(axioms) if axioms else 'none'}")
+    if color is None:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    if color:
+        verdict_line = f"{_COLORS[code]}{verdict_line}\x1b[0m"
+    return "\n".join([*lines, verdict_line]) + "\n"
+
+
+def _write_json(obj: dict) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+                     .decode("utf-8") + "\n")
