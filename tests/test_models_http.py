@@ -315,3 +315,42 @@ def test_server_refuses_malformed_requests(served):
         assert http.post("/completions", content=b"{not json", headers={"Content-Type": "application/json"}
                          ).status_code == 400
         assert http.post("/embeddings", json={}).status_code == 404
+
+
+def test_greedy_n_is_one_request_copied(scripted):
+    """`vllm serve` answers greedy n>1 with HTTP 400 (VLLMValidationError): ask once, copy."""
+    def vllm_rules(request):
+        body = request["body"]
+        if body["temperature"] == 0 and body["n"] > 1:
+            return 400, json.dumps({"error": {"message": "n must be 1 when using greedy sampling"}}).encode()
+        return ok("only answer", n=body["n"])
+    server = scripted(vllm_rules)
+    with client(server.url) as remote:
+        results = remote.generate(["a", "b"], SamplingParams(n=4, temperature=0.0))
+    assert [[c.text for c in cs] for cs in results] == [["only answer"] * 4] * 2
+    assert all(c.error is None for cs in results for c in cs)
+    assert [r["body"]["n"] for r in server.requests] == [1, 1]
+
+
+def test_served_generator_failure_is_an_http_error_not_a_dropped_connection():
+    import httpx
+
+    from solve_in_lean.models.base import Generator
+
+    class Broken(Generator):
+        model = "broken"
+
+        def generate(self, prompts, params):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+    with OpenAIServer(Broken()).start() as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        reply = http.post("/completions", json={"prompt": "a"})
+    assert reply.status_code == 500 and "device-side assert" in reply.json()["error"]["message"]
+
+
+def test_served_prompt_too_long_for_the_model_is_a_400(local):
+    import httpx
+
+    too_long = " ".join(["word"] * (local.context + 10))
+    with OpenAIServer(local).start() as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        reply = http.post("/completions", json={"prompt": too_long, "max_tokens": 4})
+    assert reply.status_code == 400 and "context holds" in reply.json()["error"]["message"]

@@ -208,3 +208,22 @@ def test_sampler_frequencies_follow_the_distribution():
     tokens = sampler._sample(torch.log(p).expand(20000, 4).clone(), u)
     freq = torch.bincount(tokens, minlength=4).float() / 20000
     assert torch.allclose(freq, p, atol=0.02)
+
+
+def test_a_prompt_longer_than_the_context_fails_alone(gen):
+    """The tiny model's config says 512 positions: that prompt gets error completions, the rest run."""
+    assert gen.context == 512
+    long_prompt = " ".join(["word"] * 600)
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=4, seed=1)
+    results = gen.generate(["The answer is", long_prompt, "x"], params)
+    assert [len(cs) for cs in results] == [2, 2, 2]
+    assert all(c.finish_reason == "error" and "context holds 512" in c.error for c in results[1])
+    alone = gen.generate(["The answer is"], params)[0]
+    assert texts([results[0]]) == texts([alone])  # its neighbours are unaffected (logprobs differ in padding noise)
+    assert all(c.finish_reason != "error" for c in results[0] + results[2])
+
+
+def test_any_load_failure_is_a_generation_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "vocab_size": "not a number"}')
+    with pytest.raises(GenerationError, match="could not load model"):
+        TransformersGenerator(str(tmp_path))

@@ -47,6 +47,12 @@ class SamplingParams:
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
+    @property
+    def distinct(self) -> int:
+        """How many samples to really ask for: greedy decoding has one answer, so n>1 greedy is
+        one request whose completion is copied (vLLM rejects greedy n>1 outright)."""
+        return 1 if self.greedy else self.n
+
     def to_dict(self) -> dict:
         return {**asdict(self), "stop": list(self.stop)}
 
@@ -94,6 +100,35 @@ class Generator(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+MODEL_BUDGETS: tuple[tuple[str, int], ...] = (
+    ("goedel-prover-v2", 32768),    # model card: proofs with long reasoning, "the standard 32K" output tokens
+    ("deepseek-prover-v2", 8192),   # model card example: max_new_tokens=8192
+)
+"""Model-name fragment (lower case) -> the new-token budget its authors use; a prover that
+reasons before its Lean block is cut off long before any Lean at the generic default."""
+DEFAULT_MAX_NEW_TOKENS = SamplingParams.__dataclass_fields__["max_new_tokens"].default
+
+
+def default_max_new_tokens(model: str) -> int:
+    """The new-token budget for `model` when the user set none (see MODEL_BUDGETS)."""
+    name = model.lower()
+    return next((budget for fragment, budget in MODEL_BUDGETS if fragment in name), DEFAULT_MAX_NEW_TOKENS)
+
+
+def copies(completions: list[Completion], n: int) -> list[Completion]:
+    """`n` completions from the distinct ones asked for: a greedy answer copied n times."""
+    if len(completions) >= n:
+        return completions[:n]
+    return [Completion(**completions[i % len(completions)].to_dict()) for i in range(n)]
+
+
+def too_long(prompt_tokens: int, context: int, n: int) -> list[Completion]:
+    """The error completions of a prompt that leaves no room in the model's context."""
+    why = (f"the prompt has {prompt_tokens} tokens and the model's context holds {context}, "
+           "so no token could be generated")
+    return [Completion(text="", finish_reason="error", prompt_tokens=prompt_tokens, error=why) for _ in range(n)]
 
 
 def canonical_json(obj: object) -> str:

@@ -20,7 +20,7 @@ from typing import Literal, Sequence
 import httpx
 
 from .base import (Completion, FinishReason, GenerationError, Generator, Prompt, SamplingParams,
-                   checked_completion, sample_seed)
+                   checked_completion, copies, sample_seed)
 
 Endpoint = Literal["auto", "chat", "completions"]
 STOP_REASONS = {None, "stop", "eos", "end_turn", "stop_sequence"}
@@ -73,19 +73,20 @@ class HttpGenerator(Generator):
         return [f.result() for f in futures]
 
     def _one(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
-        """All `n` samples of one prompt; asks again when a server returns fewer choices than n."""
+        """All `n` samples of one prompt; asks again when a server returns fewer choices than
+        asked. Greedy n>1 is one request, copied: `vllm serve` answers greedy n>1 with HTTP 400."""
         completions: list[Completion] = []
-        while len(completions) < params.n:
-            want = params.n - len(completions)
+        while len(completions) < params.distinct:
+            want = params.distinct - len(completions)
             seed = params.seed if not completions or params.seed is None else \
                 sample_seed(params.seed, prompt, len(completions))
             try:
                 got = self._request(prompt, params, want, seed)
             except PromptFailed as e:
                 error = Completion(text="", finish_reason="error", error=str(e))
-                return completions + [error] * want
+                return completions + [error] * (params.n - len(completions))
             completions += got[:want]
-        return completions
+        return copies(completions, params.n)
 
     def _request(self, prompt: Prompt, params: SamplingParams, n: int, seed: int | None) -> list[Completion]:
         chat = self.endpoint == "chat" or (self.endpoint == "auto" and not isinstance(prompt, str))

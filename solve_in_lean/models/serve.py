@@ -16,7 +16,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .base import GenerationError, Generator, SamplingParams
+from .base import Generator, SamplingParams
 
 
 class OpenAIServer(ThreadingHTTPServer):
@@ -89,8 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with self.server.lock:
                 [completions] = self.server.generator.generate([prompt], params)
-        except (GenerationError, ValueError) as e:
-            self._send(500, _error(str(e), "server_error"))
+        except Exception as e:  # noqa: BLE001 - a failed generation is an HTTP error, never a dropped connection
+            self._send(500, _error(f"{type(e).__name__}: {e}", "server_error"))
+            return
+        if all(c.finish_reason == "error" for c in completions):
+            self._send(400, _error(completions[0].error or "the model could not answer this request"))
             return
         choices = [{"index": i, "finish_reason": "length" if c.finish_reason == "length" else "stop",
                     "logprobs": None,

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from .base import (Completion, GenerationError, Generator, Prompt, SamplingParams, checked_completion,
-                   join_messages, sample_seed)
+                   join_messages, sample_seed, too_long)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -103,8 +103,9 @@ class TransformersGenerator(Generator):
             self.hf_model = AutoModelForCausalLM.from_pretrained(
                 model, dtype=self.dtype, device_map=self.device, trust_remote_code=trust_remote_code,
                 revision=revision)
-        except (OSError, ValueError) as e:
-            raise GenerationError(f"could not load model {model!r} with transformers: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any load failure (path, format, memory) is one GenerationError
+            first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            raise GenerationError(f"could not load model {model!r} with transformers: {first}") from e
         self.hf_model.eval()
         self.tokenizer.padding_side = "left"
         self.eos_ids = self._eos_ids()
@@ -130,14 +131,26 @@ class TransformersGenerator(Generator):
             return self.tokenizer(text, add_special_tokens=False).input_ids
         return self.tokenizer(join_messages(prompt)).input_ids
 
+    @property
+    def context(self) -> int | None:
+        """The model's context length in tokens, from its config (None when it states none)."""
+        config = self.hf_model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         encoded = [self.encode(p) for p in prompts]
-        rows_per_prompt = 1 if params.greedy else params.n
-        per_batch = max(1, self.batch_size // rows_per_prompt)
+        context = self.context
+        results: list[list[Completion]] = [
+            too_long(len(ids), context, params.n) if context is not None and len(ids) >= context else []
+            for ids in encoded]
+        per_batch = max(1, self.batch_size // params.distinct)
         # Longest first so each batch holds prompts of similar length (less padding).
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        order = sorted((i for i in range(len(prompts)) if not results[i]), key=lambda i: -len(encoded[i]))
         batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
-        results: list[list[Completion]] = [[] for _ in prompts]
         for batch in batches:
             outs = self._generate_batch([prompts[i] for i in batch], [encoded[i] for i in batch], params)
             for i, out in zip(batch, outs):
