@@ -243,13 +243,13 @@ def make_hook(tmp: str, read_roots: tuple[str, ...], third_party: frozenset, sta
             if path is not None and not under_(path, rw if writes else readable):
                 refuse(f"{'write' if writes else 'read'} {path}", event)
         elif event.startswith(write_events) or event.startswith(read_events):
-            roots = rw if event.startswith(write_events) else readable
+            writes = event.startswith(write_events)
             for value in args:
                 kind = type_(value)
                 if kind is str_ or kind is bytes_:
                     path = path_of(value, event)
-                    if not under_(path, roots):
-                        refuse(f"touch {path}", event)
+                    if not under_(path, rw if writes else readable):
+                        refuse(f"{'change' if writes else 'read'} {path}", event)
                 elif value is not None and kind is not int_ and kind is not tuple_:
                     refuse("pass an argument that is not a plain path, number or None", event)
 
