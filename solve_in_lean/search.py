@@ -26,6 +26,8 @@ class Step(Generic[S]):
     goals: tuple[str, ...]
     done: bool
     error: str = ""
+    lost: bool = False
+    """Every state of the search is gone (the REPL process holding them restarted): stop."""
 
 
 @dataclass
@@ -35,8 +37,10 @@ class SearchResult:
     expansions: int
     elapsed_s: float
     stopped_by: str
-    """`proof`, `expansions`, `seconds` or `exhausted` (no state left to expand)."""
+    """`proof`, `expansions`, `seconds`, `exhausted` (no state left to expand) or `restarted`
+    (the REPL restarted and took every proof state with it; `detail` says why)."""
     tried: int = 0
+    detail: str = ""
 
 
 @dataclass(order=True)
@@ -70,6 +74,8 @@ def best_first(start: S, goals: tuple[str, ...], *,
         for tactic, logprob in propose(node.goals, node.tactics):
             tried += 1
             step = apply(node.state, tactic)
+            if step.lost:
+                return SearchResult(None, expansions, time.monotonic() - t0, "restarted", tried, step.error)
             if step.error or step.state is None and not step.done:
                 continue
             tactics = node.tactics + (tactic,)
@@ -110,19 +116,24 @@ def model_proposer(generator, params, *, n: int = 8):  # type: ignore[no-untyped
     return propose
 
 
+def session_apply(session: _Session) -> Callable[[int, str], Step[int]]:
+    """`apply` for best_first from a tactic session; a restarted REPL ends the search."""
+    def apply(state: int, tactic: str) -> Step[int]:
+        r = session.step(state, tactic)
+        return Step(r.state, tuple(r.goals), r.status == "completed", r.error, lost=r.status == "restarted")
+    return apply
+
+
 def prove_stepwise(theorem: str, session: _Session, propose, *, max_expansions: int = 64,  # type: ignore[no-untyped-def]
                    max_seconds: float = 300.0) -> tuple[str | None, SearchResult]:
     """Search a tactic proof of `theorem` (text up to `:=`) in a REPL tactic session.
     Returns the whole proof text (`theorem ... := by` + tactics) and the search record."""
     first = session.start(theorem)
+    if first.status == "restarted":
+        return None, SearchResult(None, 0, 0.0, "restarted", detail=first.error)
     if first.status == "error" or first.state is None:
         return None, SearchResult(None, 0, 0.0, f"start failed: {first.error}")
-
-    def apply(state: int, tactic: str) -> Step[int]:
-        r = session.step(state, tactic)
-        return Step(r.state, tuple(r.goals), r.status == "completed", r.error)
-
-    result = best_first(first.state, tuple(first.goals), propose=propose, apply=apply,
+    result = best_first(first.state, tuple(first.goals), propose=propose, apply=session_apply(session),
                         max_expansions=max_expansions, max_seconds=max_seconds)
     if result.tactics is None:
         return None, result

@@ -74,3 +74,42 @@ def test_step_prover_through_the_repl():
             proof, result = prove_stepwise("theorem t : ∀ n : Nat, n + 0 = n", session, propose)
         assert result.stopped_by == "proof", result
         assert verify(proof, checker).verified
+
+
+def test_a_lost_state_ends_the_search_with_the_reason():
+    def apply(state, tactic):
+        return Step(None, (), False, "the Lean REPL restarted", lost=True) if state == 4 else puzzle(100)(state, tactic)
+    result = best_first(1, ("1",), propose=lambda g, t: [("*2", -0.1)], apply=apply, max_expansions=50)
+    assert result.stopped_by == "restarted" and result.detail == "the Lean REPL restarted"
+    assert result.expansions == 3  # 1 -> 2 -> 4, and 4's step found the states gone
+
+
+def test_a_repl_restart_mid_search_is_detected_through_the_launcher(tmp_path, monkeypatch):
+    """Tactics cannot run on the prelude-only Lean, but a restart can: the REPL process is killed
+    during the search, and the next step reports that every proof state went with it."""
+    import os
+    import signal
+
+    from launchers.toolchain import install_launchers
+    from lean_prelude import MINI_PRELUDE
+    from solve_in_lean.lean import get_checker
+    from solve_in_lean.search import session_apply
+
+    install_launchers(tmp_path, monkeypatch)
+    with get_checker("repl", timeout_s=30) as checker, checker.tactic_session(header=MINI_PRELUDE) as session:
+        server = checker._all[0].server
+        proposals = []
+
+        def propose(goals, tactics):
+            proposals.append(goals)
+            if len(proposals) == 2:  # the REPL dies between two expansions
+                os.kill(server._proc.pid, signal.SIGKILL)
+                server._proc.wait(timeout=10)
+            return [("exact N.zero", -0.1)]
+
+        def apply(state, tactic):  # the first expansion sees Lean's "Unknown proof state." as a failed tactic
+            step = session_apply(session)(state, tactic)
+            return Step(1, ("g",), False) if step.error == "Unknown proof state." and len(proposals) == 1 else step
+        result = best_first(0, ("g0",), propose=propose, apply=apply, max_expansions=10)
+    assert result.stopped_by == "restarted" and "proof states are gone" in result.detail
+    assert result.expansions == 2
