@@ -1,0 +1,331 @@
+"""No Lean process outlives lean-solve (lean/lifecycle.py), tested with real processes.
+
+Each test starts lean-solve (the CLI or a small script using the package) on a proof that
+keeps the real bundled Lean busy for minutes, signals it, and then looks in /proc for any
+process carrying the test's marker environment variable: Lean and everything else we
+started inherit it, so "nothing marked is left" means nothing outlived lean-solve.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lean_prelude import MINI_PRELUDE, slow_proof
+
+MARK = "LEAN_SOLVE_TEST_MARK"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def lean_cmd(kernel) -> list[str]:  # noqa: ANN001  (the conftest fixture)
+    """argv of the real bundled Lean reading a file from stdin."""
+    return kernel.command(1)
+
+
+@pytest.fixture
+def marked(tmp_path):
+    """A fresh marker, the environment carrying it, and teardown that kills whatever still has it."""
+    mark = uuid.uuid4().hex
+    env = {**os.environ, MARK: mark, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    yield mark, env
+    for pid in _marked(mark):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue  # ended by itself meanwhile
+
+
+def _marked(mark: str) -> dict[int, list[str]]:
+    """pid -> argv of every live (not zombie) process whose environment has the marker."""
+    found: dict[int, list[str]] = {}
+    needle = f"{MARK}={mark}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found[int(entry)] = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue  # it ended while we looked, or is not ours to read
+    return found
+
+
+def _lean_pids(mark: str) -> set[int]:
+    """Lean processes only (not the forking launcher, whose argv names Lean too)."""
+    return {pid for pid, argv in _marked(mark).items()
+            if "--json" in argv and "--stdin" in argv and not any(a.endswith("lake-env") for a in argv)}
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
+
+def _wait_for(predicate, timeout_s: float):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def _start(argv: list[str], env: dict[str, str], mark: str, lean_count: int = 1) -> tuple[subprocess.Popen, set[int]]:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    lean = _wait_for(lambda: pids if len(pids := _lean_pids(mark)) >= lean_count else None, 30)
+    if not lean:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"Lean never started: {out.decode()[-500:]} {err.decode()[-1500:]}")
+    return proc, lean
+
+
+def _assert_all_gone(mark: str, within_s: float = 5.0) -> None:
+    left = _wait_for(lambda: not _marked(mark), within_s)
+    assert left, f"still running after lean-solve ended: {_marked(mark)}"
+
+
+@pytest.fixture(scope="module")
+def slow_file(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("slow")
+    (folder / "prelude.lean").write_text(MINI_PRELUDE)
+    (folder / "slow.lean").write_text(slow_proof(60))
+    return folder / "slow.lean", folder / "prelude.lean"
+
+
+def _cli(slow_file: tuple[Path, Path]) -> list[str]:
+    code, header = slow_file
+    return [sys.executable, "-m", "solve_in_lean", "check", str(code), "--header", str(header),
+            "--backend", "kernel", "--timeout", "600"]
+
+
+@pytest.mark.parametrize("signo, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_cli_signal_kills_lean_and_exits_128_plus_signal(slow_file, marked, signo, code):
+    mark, env = marked
+    proc, _ = _start(_cli(slow_file), env, mark)
+    start = time.monotonic()
+    proc.send_signal(signo)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err.decode()[-1500:]
+    assert time.monotonic() - start < 5
+    assert b"Traceback" not in err
+    _assert_all_gone(mark)
+
+
+def test_cli_sigkill_leaves_no_lean(slow_file, marked):
+    mark, env = marked
+    proc, lean = _start(_cli(slow_file), env, mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    _assert_all_gone(mark)
+
+
+def test_cli_ctrl_c_stops_lean_at_once(slow_file, marked):
+    mark, env = marked
+    proc, _ = _start(_cli(slow_file), env, mark)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    # a KeyboardInterrupt as before (how the command reports it is the CLI's business)
+    assert proc.returncode not in (0, 143), err.decode()[-1500:]
+    assert b"KeyboardInterrupt" in err or b"Aborted" in err or proc.returncode == 130
+    assert time.monotonic() - start < 5
+    _assert_all_gone(mark)
+
+
+def _script(body: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+POOL = """
+    import sys
+    from lean_prelude import MINI_PRELUDE, slow_proof
+    from solve_in_lean.lean import get_checker, lifecycle
+    from solve_in_lean.lean.base import CheckRequest
+
+    lifecycle.install_signal_handlers()
+    checker = get_checker("kernel", timeout_s=600)
+    checker.check_many([CheckRequest(slow_proof(60), header=MINI_PRELUDE)] * 4, workers=2)
+    print("finished", flush=True)
+"""
+
+
+def test_sigterm_in_a_thread_pool_starts_no_queued_lean(marked):
+    """Two checks run on pool threads, two wait: SIGTERM kills the running ones and the
+    queued ones never start Lean, so the process exits at once instead of after them."""
+    mark, env = marked
+    proc, lean = _start(_script(POOL), env, mark, lean_count=2)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err.decode()[-1500:]
+    assert b"finished" not in out
+    assert time.monotonic() - start < 5
+    _assert_all_gone(mark)
+
+
+FORKING_LAKE = "#!/bin/sh\n# forks its command and waits, like `lake env CMD`\n\"$@\"\nexit $?\n"
+
+
+@pytest.fixture
+def forking_lake(tmp_path) -> Path:
+    path = tmp_path / "lake-env"
+    path.write_text(FORKING_LAKE)
+    path.chmod(0o755)
+    return path
+
+
+def _run_limited_script(cmd: list[str], handlers: bool = False) -> list[str]:
+    return _script(f"""
+        from lean_prelude import MINI_PRELUDE, slow_proof
+        from solve_in_lean.lean import lifecycle
+        from solve_in_lean.lean.process import run_limited
+
+        if {handlers!r}:
+            lifecycle.install_signal_handlers()
+        run_limited({cmd!r}, stdin_text=MINI_PRELUDE + slow_proof(60), timeout_s=600,
+                    memory_mb=None, max_output_bytes=1 << 20)
+    """)
+
+
+def test_sigkill_reaches_lean_behind_a_forking_launcher(lean_cmd, forking_lake, marked):
+    """`lake env lean` style: Lean is a grandchild, so PDEATHSIG of the launcher does not
+    reach it; the guard kills the whole group when lean-solve dies."""
+    mark, env = marked
+    proc, lean = _start(_run_limited_script([str(forking_lake), *lean_cmd]), env, mark)
+    (lean_pid,) = lean
+    assert _ppid(lean_pid) != proc.pid  # really a grandchild
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _assert_all_gone(mark)
+
+
+@pytest.mark.parametrize("handlers, code", [(True, 143), (False, -signal.SIGTERM)])
+def test_sigterm_reaches_lean_behind_a_forking_launcher(lean_cmd, forking_lake, marked, handlers, code):
+    """With the handlers (the CLI installs them) the group is killed and lean-solve exits 143;
+    without them Python dies of the signal and the guard still kills the group."""
+    mark, env = marked
+    proc, _ = _start(_run_limited_script([str(forking_lake), *lean_cmd], handlers), env, mark)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == code
+    _assert_all_gone(mark)
+
+
+def _popen_script(cmd: list[str], *, preexec: bool, track: bool) -> list[str]:
+    return _script(f"""
+        import subprocess, sys, time
+        from lean_prelude import MINI_PRELUDE, slow_proof
+        from solve_in_lean.lean import lifecycle
+
+        proc = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lifecycle.child_preexec() if {preexec!r} else None)
+        if {track!r}:
+            lifecycle.track(proc)
+        proc.stdin.write((MINI_PRELUDE + slow_proof(60)).encode())
+        proc.stdin.flush()
+        proc.wait()
+    """)
+
+
+def test_pdeathsig_alone_kills_a_direct_child(lean_cmd, marked):
+    """Lean started directly (the lake backend resolves Lake's environment and runs lean
+    itself): the kernel's death signal alone is enough, with no guard at all."""
+    mark, env = marked
+    proc, lean = _start(_popen_script(lean_cmd, preexec=True, track=False), env, mark)
+    assert _ppid(next(iter(lean))) == proc.pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _assert_all_gone(mark)
+
+
+def test_pdeathsig_alone_misses_a_grandchild(lean_cmd, forking_lake, marked):
+    """Why the direct exec and the guard exist: behind a forking launcher, the death signal
+    kills only the launcher and Lean runs on, re-parented (killed in teardown)."""
+    mark, env = marked
+    proc, lean = _start(_popen_script([str(forking_lake), *lean_cmd], preexec=True, track=False), env, mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(1.0)
+    assert _lean_pids(mark) == lean, "Lean behind a forking launcher died without the guard"
+
+
+def test_guard_alone_kills_a_grandchild(lean_cmd, forking_lake, marked):
+    mark, env = marked
+    proc, _ = _start(_popen_script([str(forking_lake), *lean_cmd], preexec=False, track=True), env, mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _assert_all_gone(mark)
+
+
+def test_handlers_idempotent_main_thread_only_and_nohup_respected():
+    out = subprocess.run(_script("""
+        import signal, threading
+        from solve_in_lean.lean import lifecycle
+
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+        lifecycle.install_signal_handlers()
+        lifecycle.install_signal_handlers()
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(_try()))
+        def _try():
+            try:
+                lifecycle.install_signal_handlers()
+            except RuntimeError as e:
+                return str(e)
+        t.start(); t.join()
+        print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN,
+              signal.getsignal(signal.SIGTERM) is lifecycle._on_signal,
+              signal.getsignal(signal.SIGINT) is lifecycle._on_signal)
+        print(errors[0])
+    """), capture_output=True, text=True, cwd=REPO, timeout=60)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "True True True", out.stderr
+    assert "main thread" in lines[1]
+
+
+def test_no_lean_starts_once_shutting_down(lean_cmd):
+    out = subprocess.run(_script(f"""
+        from solve_in_lean.lean import lifecycle
+        from solve_in_lean.lean.process import run_limited
+
+        ok = run_limited({lean_cmd!r}, stdin_text="prelude\\n", timeout_s=60, memory_mb=None,
+                         max_output_bytes=1 << 20)
+        print("before", ok.returncode)
+        lifecycle.kill_all()
+        try:
+            run_limited({lean_cmd!r}, stdin_text="prelude\\n", timeout_s=60, memory_mb=None,
+                        max_output_bytes=1 << 20)
+        except lifecycle.Interrupted as e:
+            print("refused:", e)
+    """), capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.splitlines() == ["before 0", "refused: lean-solve is shutting down"], out.stderr
+
+
+def test_track_refuses_a_process_sharing_our_group():
+    """Killing such a "group" would kill lean-solve itself."""
+    from solve_in_lean.lean import lifecycle
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(ValueError, match="start_new_session"):
+            lifecycle.track(proc)
+    finally:
+        proc.kill()
+        proc.wait()
