@@ -123,3 +123,38 @@ def test_mathlib_is_used_when_installed(tmp_path, monkeypatch):
     (mathlib_workspace_dir() / ".lake" / "packages" / "mathlib" / ".lake" / "build").mkdir(parents=True)
     assert use_mathlib(None) is True and project_dir(None) == mathlib_workspace_dir()
     assert use_mathlib(False) is False and project_dir(False) == workspace_dir()
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_finds_the_workspace(tmp_path):
+    """A non-editable install has no repository around it: the workspace ships as package data
+    and is copied to the user cache, where Lake may write `.lake/`."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", ".lake", "*.egg-info")
+    for part in ("solve_in_lean", "autoformalize", "lean4_workspace"):
+        shutil.copytree(repo / part, src / part, symlinks=True, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")],
+                   check=True, capture_output=True, timeout=600)
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
+                   capture_output=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "LEAN_SOLVE_CACHE": str(tmp_path / "cache")}
+    env.pop("LEAN_SOLVE_WORKSPACE", None)
+    out = subprocess.run([sys.executable, "-c", "import solve_in_lean; from solve_in_lean.lean.toolchain import "
+                          "workspace_dir; print(solve_in_lean.__file__); print(workspace_dir())"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True)
+    package, workspace = out.stdout.split()
+    assert package.startswith(str(tmp_path / "site"))
+    assert Path(workspace) == tmp_path / "cache" / "workspace"
+    assert (Path(workspace) / "lean-toolchain").read_text() == (repo / "lean4_workspace" / "lean-toolchain").read_text()
+    assert (Path(workspace) / "LeanSolve" / "Answer.lean").is_file()
