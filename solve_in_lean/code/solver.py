@@ -135,8 +135,9 @@ def _step(sample: Sample, text: str, last: bool, limits: SandboxLimits, feedback
     if last:
         _settle(sample, printed_answer(result.stdout) if result.ok else None, from_output=True)
         return
-    sample.messages += [{"role": "assistant", "content": text},
-                        {"role": "user", "content": _feedback(result, feedback)}]
+    # A new list, not +=: the previous one was handed to the generator, which may keep it.
+    sample.messages = sample.messages + [{"role": "assistant", "content": text},
+                                         {"role": "user", "content": _feedback(result, feedback)}]
 
 
 def solve_with_code(problem: str, generator: Generator, *, params: SamplingParams, samples: int = 1,
