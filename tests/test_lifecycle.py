@@ -329,3 +329,22 @@ def test_track_refuses_a_process_sharing_our_group():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_guard_ignores_a_cut_off_line():
+    """lean-solve may die in the middle of telling the guard a group: a number without its
+    newline may be a prefix of the real one, so the guard must not kill it."""
+    from solve_in_lean.lean import lifecycle
+
+    listed, cut_off = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                        start_new_session=True) for _ in range(2))
+    try:
+        guard = subprocess.run([sys.executable, "-I", "-c", lifecycle._GUARD_CODE], timeout=30,
+                               input=f"+{listed.pid}\n+{cut_off.pid}", text=True)
+        assert guard.returncode == 0
+        assert listed.wait(timeout=10) == -signal.SIGKILL
+        assert cut_off.poll() is None
+    finally:
+        for p in (listed, cut_off):
+            p.kill()
+            p.wait()

@@ -14,11 +14,14 @@ nothing kills it when lean-solve dies. Three layers close that gap:
    closes, which the kernel does however lean-solve died. This reaches grandchildren such as
    the `lean` that `lake env lean` forks, as long as they stay in the group.
 
-Limits: PDEATHSIG fires when the *thread* that started the child exits, so a long-lived
-server (the REPL) must not get `child_preexec` when it is started from a short-lived pool
-thread (track it instead). A process forked (not exec'd) from lean-solve, e.g. by
-multiprocessing's fork start method, inherits the guard's pipe and delays the guard until it
-exits too. A group that leaves its session (`setsid` inside Lean) escapes the guard.
+Limits: Python runs signal handlers in the main thread between bytecodes, so a main thread
+stuck in one long C call (a model forward pass) delays layer 1 until it returns. PDEATHSIG
+fires when the *thread* that started the child exits, so a long-lived server (the REPL)
+started from a short-lived pool thread must not get `child_preexec` (track it instead). A
+process forked without exec from lean-solve (multiprocessing's fork start method) inherits
+the guard's pipe, so the guard acts only once that process is gone too. A group that leaves
+its session (`setsid` inside Lean) escapes the guard. Groups are untracked right after
+they are reaped; dying in that instant leaves the guard a number the system could reuse.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 groups = set()
 for line in sys.stdin:
+    if not line.endswith("\n"):
+        break  # lean-solve died mid-write: never act on a cut-off number
     sign, pgid = line[:1], int(line[1:])
     if sign == "+":
         groups.add(pgid)
