@@ -11,9 +11,12 @@ Prints the four targets of issue 11, and writes everything to bench/results/chec
   verify ratio     verify() per file in this process, median / bare Lean, median   target <= 1.10
   parallel speedup check_many() with 1 worker / with N workers                     target >= 1.8
 
-The CLI runs as installed (`lean-solve` beside this Python, else `python -m solve_in_lean`),
-with bytecode caching on, as after `pip install` (kept in a temporary PYTHONPYCACHEPREFIX, so
-the checkout stays clean even where PYTHONDONTWRITEBYTECODE is set).
+Python's own start-up (`python -c pass`, same environment) is printed beside the CLI time: it
+is a floor no code of ours can lower, and in an editable install it includes the editable
+finder's imports (about 8 ms here). The CLI runs as installed (`lean-solve` beside this
+Python, else `python -m solve_in_lean`), with bytecode caching on, as after `pip install`
+(kept in a temporary PYTHONPYCACHEPREFIX, so the checkout stays clean even where
+PYTHONDONTWRITEBYTECODE is set).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def main() -> None:
         if warm.returncode != 0:
             sys.exit(f"lean-solve check failed on a good file: {warm.stdout.decode()}{warm.stderr.decode()}")
 
-        bare_t, verify_t, cli_t = [], [], []
+        bare_t, verify_t, cli_t, python_t = [], [], [], []
         for i in range(max(args.cli_runs, len(files))):  # interleaved: noise hits every side alike
             p, text = paths[i % len(paths)], files[i % len(files)]
             bare_t.append(timed(lambda: bare(p)))
@@ -100,6 +103,7 @@ def main() -> None:
                 verify_t.append(timed(lambda: verify(text, checker)))
             if i < args.cli_runs:
                 cli_t.append(timed(lambda: ours(p)))
+                python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env)))
         bare_median = statistics.median(bare_t)
 
         bare_serial = timed(lambda: [bare(p) for p in paths])
@@ -118,6 +122,7 @@ def main() -> None:
         "cli": " ".join(cli),
         "bare_lean_median_s": bare_median,
         "cli_median_s": statistics.median(cli_t),
+        "python_startup_median_s": statistics.median(python_t),
         "verify_median_s": statistics.median(verify_t),
         "bare_serial_total_s": bare_serial,
         "cli_batch_total_s": batch_t,
@@ -131,6 +136,8 @@ def main() -> None:
     }
     print(f"bare Lean per file (median of {len(bare_t)}):   {bare_median * 1000:7.1f} ms")
     print(f"lean-solve check, one file (median of {len(cli_t)}): {result['cli_median_s'] * 1000:7.1f} ms")
+    print(f"  of which Python start-up (`python -c pass`, median): {result['python_startup_median_s'] * 1000:.1f} ms; "
+          f"the rest beyond bare Lean: {(result['cli_median_s'] - result['python_startup_median_s'] - bare_median) * 1000:.1f} ms")
     print(f"verify() in process (median of {len(verify_t)}):  {result['verify_median_s'] * 1000:7.1f} ms")
     print(f"bare Lean, {args.files} files serially:          {bare_serial:7.2f} s")
     print(f"lean-solve check, {args.files} files, {args.workers} workers:  {batch_t:7.2f} s  {result['batch_outcomes']}")

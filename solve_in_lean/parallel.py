@@ -7,7 +7,6 @@ threads keep every core busy without pickling anything.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +21,8 @@ def default_workers() -> int:
 def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, progress: bool = False,
                 description: str = "working") -> list[R]:
     """`fn` over `items` on up to `workers` threads; results in input order."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # here: `lean-solve check FILE` never needs it
+
     from solve_in_lean.progress import track
 
     if workers <= 1 or len(items) <= 1:
