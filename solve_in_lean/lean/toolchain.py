@@ -59,7 +59,7 @@ def _copy_workspace(src: Path, dst: Path) -> Path:
     """Refresh the project files of `dst` from `src`, keeping `dst/.lake` (the build)."""
     dst.mkdir(parents=True, exist_ok=True)
     for item in src.iterdir():
-        if item.name in (".lake", "__pycache__", "__init__.py"):
+        if item.name in (".lake", "__pycache__"):
             continue
         if item.is_dir():
             shutil.copytree(item, dst / item.name, dirs_exist_ok=True)
