@@ -20,9 +20,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable
 
+from autoformalize.lexer import LexError, Lexed, lex, render_name, split_name
 from solve_in_lean.lean.base import CheckResult, EvalOutput, LeanChecker, Message, default_workers, ordered_map
-from solve_in_lean.lean.messages import axioms_from_messages
-from solve_in_lean.lean.source import declared_names, mask_comments_and_strings, split_header, validate_input
+from solve_in_lean.lean.messages import axioms_from_messages, fold_internal_exceptions
+from solve_in_lean.lean.source import THEOREM_KINDS, Declaration, declarations, split_header, validate_input
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_AXIOMS = frozenset({"Lean.ofReduceBool", "Lean.trustCompiler"})
@@ -108,45 +109,113 @@ _REFUSED_NAMES = {
     "unsafeCast": "casts without proof", "unsafeIO": "performs input/output",
     "unsafeBaseIO": "performs input/output", "unsafeEIO": "performs input/output",
 }
-_REFUSED_OPTIONS = re.compile(r"\bset_option\s+((?:debug|interpreter|compiler|trust)\.?[\w.]*)")
-_REFUSED_ATTRS = re.compile(
-    r"@\[[^\]]*\b(extern|implemented_by|export|init|builtin_init|command_elab|term_elab|tactic|macro|"
-    r"builtin_\w+|never_extract|csimp)\b[^\]]*\]|\battribute\s*\[[^\]]*\b(extern|implemented_by|init|"
-    r"command_elab|term_elab|tactic|macro|csimp)\b")
+_REFUSED_OPTION_PREFIXES = ("debug", "interpreter", "compiler", "trust", "doc")
+"""`doc.verso` makes Lean parse docstrings as markup: text we read as a comment would be parsed."""
+_REFUSED_ATTRS = frozenset({"extern", "implemented_by", "export", "init", "builtin_init", "command_elab",
+                            "term_elab", "tactic", "macro", "never_extract", "csimp"})
+_REFUSED_OPTIONS_RAW = re.compile(r"\bset_option\s+«?((?:debug|interpreter|compiler|trust|doc)\b[\w.»«]*)")
+_ATTR_NAMES = "|".join(sorted(_REFUSED_ATTRS)) + r"|builtin_\w+"
+_REFUSED_ATTRS_RAW = re.compile(rf"@\[[^\]]*\b({_ATTR_NAMES})\b|\battribute\s*\[[^\]]*\b({_ATTR_NAMES})\b")
 _WORD = re.compile(r"#?[A-Za-z_][A-Za-z0-9_'!?]*(?:\.[A-Za-z_][A-Za-z0-9_'!?]*)*")
 
 
 def refused_constructs(code: str) -> list[str]:
-    """Reasons the code must not be run at all; empty when none applies. Comments and strings
-    are ignored, as Lean ignores them."""
-    masked = mask_comments_and_strings(code)
-    reasons: list[str] = []
-    seen: set[str] = set()
+    """Reasons the code must not be run at all; empty when none applies.
 
-    def refuse(what: str, why: str, offset: int) -> None:
-        if what not in seen:
-            seen.add(what)
-            line = masked.count("\n", 0, offset) + 1
-            reasons.append(f"refused construct `{what}` (line {line}): {why}")
+    Read token by token as Lean's lexer reads it (autoformalize.lexer), so comments and strings
+    are ignored exactly where Lean ignores them and `«IO»` is the name `IO`. Code the lexer
+    cannot read with certainty is refused. When a string holds `{…}` (Lean may read it as an
+    interpolation, and after a parse error inside it reads the rest of it as code), comments
+    and strings give no cover: the whole text is searched as well.
+    """
+    try:
+        lexed = lex(code)
+    except LexError as e:
+        return [f"the scanner cannot read this the way Lean does: {e}; refused, as it could hide code"]
+    return _refused_in_tokens(lexed) + (_refused_in_raw_text(code) if lexed.braced_strings else [])
 
-    for m in _WORD.finditer(masked):
+
+class _Refusals:
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.reasons: list[str] = []
+        self.seen: set[str] = set()
+
+    def add(self, what: str, why: str, offset: int) -> None:
+        if what not in self.seen:
+            self.seen.add(what)
+            line = self.code.count("\n", 0, offset) + 1
+            self.reasons.append(f"refused construct `{what}` (line {line}): {why}")
+
+
+def _refused_in_tokens(lexed: Lexed) -> list[str]:
+    out = _Refusals(lexed.code)
+    toks = lexed.tokens
+    attr_depth = 0  # inside `@[…]` or `attribute […]`
+    for k, tok in enumerate(toks):
+        if tok.kind == "command" and tok.text in _REFUSED_COMMANDS:
+            out.add(tok.text, _REFUSED_COMMANDS[tok.text], tok.start)
+        if tok.kind == "symbol" and tok.text == "[" and k and (
+                (toks[k - 1].text == "@" and toks[k - 1].end == tok.start) or toks[k - 1].text == "attribute"):
+            attr_depth = 1
+            continue
+        if attr_depth and tok.kind == "symbol":
+            attr_depth += {"[": 1, "]": -1}.get(tok.text, 0)
+        if tok.kind not in ("ident", "name"):
+            continue
+        if tok.kind == "ident" and not tok.escaped and tok.text in _REFUSED_COMMANDS:
+            out.add(tok.text, _REFUSED_COMMANDS[tok.text], tok.start)
+            continue
+        if attr_depth and (tok.text in _REFUSED_ATTRS or tok.text.startswith("builtin_")):
+            out.add(f"@[{tok.text}]", "attaches unchecked behaviour to a declaration", tok.start)
+            continue
+        for part in tok.parts:
+            if part in _REFUSED_NAMES:
+                out.add(tok.text, _REFUSED_NAMES[part], tok.start)
+                break
+        if tok.kind == "ident" and tok.text == "set_option" and k + 1 < len(toks) and toks[k + 1].parts and \
+                toks[k + 1].parts[0].split(".")[0] in _REFUSED_OPTION_PREFIXES:
+            option = ".".join(toks[k + 1].parts)
+            out.add(f"set_option {option}", "changes how Lean checks (kernel, interpreter, trust or docs)",
+                    tok.start)
+    return out.reasons
+
+
+def _refused_in_raw_text(code: str) -> list[str]:
+    """The refused words anywhere in the text, comments and strings included."""
+    out = _Refusals(code)
+    for m in _WORD.finditer(code):
         word = m.group(0)
         if word in _REFUSED_COMMANDS:
-            refuse(word, _REFUSED_COMMANDS[word], m.start())
+            out.add(word, _REFUSED_COMMANDS[word] + " (found in a comment or string of a file whose "
+                    "`{…}` strings Lean may read as code)", m.start())
             continue
         for part in word.split("."):
             if part in _REFUSED_NAMES:
-                refuse(word, _REFUSED_NAMES[part], m.start())
+                out.add(word, _REFUSED_NAMES[part], m.start())
                 break
-    for m in _REFUSED_OPTIONS.finditer(masked):
-        refuse(f"set_option {m.group(1)}", "changes how Lean checks (kernel, interpreter or trust)", m.start())
-    for m in _REFUSED_ATTRS.finditer(masked):
-        attr = m.group(1) or m.group(2)
-        refuse(f"@[{attr}]", "attaches unchecked behaviour to a declaration", m.start())
-    return reasons
+    for m in _REFUSED_OPTIONS_RAW.finditer(code):
+        out.add(f"set_option {m.group(1)}", "changes how Lean checks (kernel, interpreter, trust or docs)",
+                m.start())
+    for m in _REFUSED_ATTRS_RAW.finditer(code):
+        out.add(f"@[{m.group(1) or m.group(2)}]", "attaches unchecked behaviour to a declaration (found in a file whose "
+                "`{…}` strings Lean may read as code)", m.start())
+    return out.reasons
 
 
 # --- the audited file ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Line:
+    """One appended command: what it is for and about whom."""
+
+    kind: str  # note | axioms | target | answer | sentinel
+    subject: str = ""
+    parts: tuple[str, ...] = ()
+    shown: bool = True
+    """For `axioms`: listed in the result's `axioms` (theorems); other declarations are audited
+    (and rejected on bad axioms) without being listed."""
+
 
 @dataclass
 class _Audit:
@@ -156,16 +225,29 @@ class _Audit:
     code_header_lines: int
     pre_lines: int
     code_lines: int
-    footer: dict[int, tuple[str, str]]  # line in text -> (kind, subject)
+    footer: dict[int, _Line]  # line in text -> the appended command there
     sentinel: str
+    body_declarations: list[Declaration]
+
+    def in_body(self, line: int) -> bool:
+        first = self.code_header_lines + self.pre_lines
+        return first < line <= first + self.code_lines
 
 
 def _lines(s: str) -> int:
     return s.count("\n")
 
 
+def _root(parts: tuple[str, ...]) -> str:
+    """An absolute reference: `_root_.A.«b c»`, unaffected by namespaces the code leaves open."""
+    return "_root_." + render_name(parts)
+
+
 def build_audit(code: str, *, target: Target | None, answer_name: str | None, evaluates: bool,
-                nonce: str | None = None) -> _Audit:
+                nonce: str | None = None, extra: Iterable[tuple[str, ...]] = ()) -> _Audit:
+    """The text Lean checks: the code's own header, the target statement, the code, then one
+    `#print axioms` per declaration (those the scanner found plus `extra`, e.g. the ones Lean
+    itself listed), the target check, the answer and a sentinel."""
     nonce = nonce or secrets.token_hex(4)
     head, body = split_header(code)
     if head and not head.endswith("\n"):
@@ -177,37 +259,73 @@ def build_audit(code: str, *, target: Target | None, answer_name: str | None, ev
         pre = f"def {expected}{params} : Prop :=\n  ({target.statement})\n"
     if body and not body.endswith("\n"):
         body += "\n"
-    footer_lines: list[tuple[str, str, str]] = [("note", "", "-- lean-solve audit")]
-    names = declared_names(body)
-    for name in names:
-        footer_lines.append(("axioms", name, f"#print axioms {name}"))
+    try:
+        decls = declarations(lex(body))
+    except LexError:
+        decls = []  # refused before Lean runs (refused_constructs); kept total for direct callers
+    footer_lines: list[tuple[_Line, str]] = [(_Line("note"), "-- lean-solve audit")]
+    audited: set[tuple[str, ...]] = set()
+    for d in decls:
+        if d.parts and d.kind not in ("example", "axiom") and d.parts not in audited:
+            audited.add(d.parts)
+            footer_lines.append((_Line("axioms", d.name, d.parts, d.kind in THEOREM_KINDS),
+                                 f"#print axioms {_root(d.parts)}"))
+    for parts in extra:
+        if parts not in audited:
+            audited.add(parts)
+            footer_lines.append((_Line("axioms", render_name(parts), parts), f"#print axioms {_root(parts)}"))
     if target is not None:
         check = f"_lean_solve_target_{nonce}"
         args = f" {target.args}" if target.args else ""
-        footer_lines.append(("target", target.name, f"theorem {check} : {expected}{args} := @{target.name}"))
-        footer_lines.append(("axioms", check, f"#print axioms {check}"))
+        target_parts = split_name(target.name) or (target.name,)
+        footer_lines.append((_Line("target", target.name),
+                             f"theorem _root_.{check} : _root_.{expected}{args} := @{_root(target_parts)}"))
+        footer_lines.append((_Line("axioms", check, (check,), False), f"#print axioms _root_.{check}"))
     if answer_name:
         cmd = "#eval" if evaluates else "#print"
-        footer_lines.append(("answer", answer_name, f"{cmd} {answer_name}"))
+        footer_lines.append((_Line("answer", answer_name), f"{cmd} {answer_name}"))
     sentinel = f"lean-solve audit complete {nonce}"
-    footer_lines.append(("sentinel", "", f'#print "{sentinel}"'))
+    footer_lines.append((_Line("sentinel"), f'#print "{sentinel}"'))
     start = _lines(head) + _lines(pre) + _lines(body) + 2  # line after the blank separator
-    footer = {start + i: (kind, subject) for i, (kind, subject, _) in enumerate(footer_lines)}
-    text = head + pre + body + "\n" + "\n".join(line for _, _, line in footer_lines) + "\n"
-    return _Audit(text, _lines(head), _lines(pre), _lines(body), footer, sentinel)
+    footer = {start + i: line for i, (line, _) in enumerate(footer_lines)}
+    text = head + pre + body + "\n" + "\n".join(cmd for _, cmd in footer_lines) + "\n"
+    return _Audit(text, _lines(head), _lines(pre), _lines(body), footer, sentinel, decls)
 
 
-def _map_back(audit: _Audit, m: Message) -> tuple[str, Message]:
-    """Where a message came from ('code', 'pre', 'footer'), with its line in the submitted code."""
+_PRIVATE = re.compile(r"^_private\.(?:.*?\.)?\d+\.")
+
+
+def _printed_parts(name: str) -> tuple[str, ...] | None:
+    """Components of a name as `#print axioms` prints it; private names lose their prefix."""
+    return split_name(_PRIVATE.sub("", name, count=1))
+
+
+def _map_back(audit: _Audit, m: Message, last: tuple[int, int]) -> tuple[str, Message]:
+    """Where a message came from ('code', 'pre', 'footer'), with its line in the submitted code.
+    A range that runs on into the appended lines ends at the end of the code (`last`), so no
+    position of ours is ever shown as the user's."""
     if m.in_header or m.line <= audit.code_header_lines:
         return "code", m
     if m.line <= audit.code_header_lines + audit.pre_lines:
         return "pre", m
-    if m.line <= audit.code_header_lines + audit.pre_lines + audit.code_lines:
+    if audit.in_body(m.line):
         shift = audit.pre_lines
-        end = None if m.end_line is None else m.end_line - shift
-        return "code", Message(m.severity, m.line - shift, m.column, m.text, end, m.end_column, m.in_header)
+        end_line, end_col = m.end_line, m.end_column
+        if end_line is not None:
+            end_line -= shift
+            if end_line > audit.code_header_lines + audit.code_lines:
+                end_line, end_col = last
+        return "code", Message(m.severity, m.line - shift, m.column, m.text, end_line, end_col, m.in_header)
     return "footer", m
+
+
+def _end_of_code(code: str) -> tuple[int, int]:
+    """(line, column) just after the last character of the code, in Lean's convention."""
+    stripped = code.rstrip("\n")
+    return stripped.count("\n") + 1, len(stripped) - (stripped.rfind("\n") + 1)
+
+
+_UNEXPECTED_FOOTER_TOKEN = re.compile(r"^unexpected token '(#print|#eval|theorem)'")
 
 
 def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None,
@@ -216,47 +334,99 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
     """Check `code` with `checker` and apply every rule above. Never raises for bad code."""
     policy = policy or Policy()
     text, problem = validate_input(code, checker.max_input_bytes)
+    if problem is None:
+        problem = _nothing_to_check(text)
     if problem is not None:
         empty = CheckResult(status="invalid_input", detail=problem, backend=checker.name)
         return Verdict(False, [problem], empty)
     refused = refused_constructs(text)  # the header is the caller's, trusted; the code is not
     if refused:
         return Verdict(False, refused, CheckResult(status="refused", detail=refused[0], backend=checker.name))
-    audit = build_audit(text, target=target, answer_name=answer_name,
-                        evaluates=getattr(checker, "evaluates", True))
+    evaluates = getattr(checker, "evaluates", True)
+    audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates)
     raw = checker.check(audit.text, header=header, timeout_s=timeout_s)
+    missed = _unaudited(audit, raw)
+    if missed and raw.completed:
+        # Lean declared something the scanner did not see: audit it too, by Lean's own names
+        audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates,
+                            nonce=audit.sentinel.rsplit(" ", 1)[-1], extra=missed)
+        raw = checker.check(audit.text, header=header, timeout_s=timeout_s)
+    return _judge(text, audit, raw, target, policy)
 
+
+def _nothing_to_check(text: str) -> str | None:
+    """One sentence when the code holds no Lean at all (empty, or only comments)."""
+    try:
+        lexed = lex(text)
+    except LexError:
+        return None  # refused_constructs says why
+    if not lexed.tokens:
+        return ("the code is empty (nothing but whitespace and comments): there is nothing to verify"
+                if text.strip() else "the code is empty: there is nothing to verify")
+    return None
+
+
+def _unaudited(audit: _Audit, raw: CheckResult) -> list[tuple[str, ...]]:
+    """Declarations Lean says the code added (where the backend can tell) that no appended
+    `#print axioms` covers."""
+    if raw.declarations is None:
+        return []
+    covered = {line.parts for line in audit.footer.values() if line.kind == "axioms"}
+    missed: list[tuple[str, ...]] = []
+    for name, line in raw.declarations.items():
+        parts = _printed_parts(name)
+        if audit.in_body(line) and parts is not None and parts not in covered and parts not in missed:
+            missed.append(parts)
+        elif audit.in_body(line) and parts is None:
+            missed.append((name,))
+    return missed
+
+
+def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, policy: Policy) -> Verdict:
+    last = _end_of_code(text)
+    first_command = min(line for line, entry in audit.footer.items() if entry.kind != "note")
     code_msgs: list[Message] = []
     footer_msgs: dict[int, list[Message]] = {}
     pre_errors: list[Message] = []
-    for m in raw.messages:
-        where, mapped = _map_back(audit, m)
+    for m in fold_internal_exceptions(raw.messages):
+        where, mapped = _map_back(audit, m, last)
         if where == "code":
             code_msgs.append(mapped)
         elif where == "pre":
             if m.severity == "error":
                 pre_errors.append(m)
+        elif m.severity == "error" and m.line == first_command and _UNEXPECTED_FOOTER_TOKEN.match(m.text):
+            # the code's last command is unfinished and Lean read on into our lines: that is
+            # the code's error, at its end
+            code_msgs.append(Message("error", last[0], last[1],
+                                     _UNEXPECTED_FOOTER_TOKEN.sub("unexpected end of the code", m.text)))
         else:
             footer_msgs.setdefault(m.line, []).append(m)
 
     axioms: dict[str, list[str]] = {}
+    all_axioms: dict[str, list[str]] = {}
     answer: str | None = None
     reasons: list[str] = []
     sentinel_seen = target_failed = False
-    for line, (kind, subject) in audit.footer.items():
+    for line, entry in audit.footer.items():
+        kind, subject = entry.kind, entry.subject
         msgs = footer_msgs.get(line, [])
         errors = [m for m in msgs if m.severity == "error"]
-        if kind == "axioms" and subject.startswith("_lean_solve_target_") and target_failed:
+        is_target = subject.startswith("_lean_solve_target_")
+        if kind == "axioms" and is_target and target_failed:
             continue  # nothing was proved, so there is nothing to audit
         if kind == "axioms":
-            printed = axioms_from_messages(msgs)
-            if errors or not printed:
-                what = "the target theorem" if subject.startswith("_lean_solve_target_") else f"`{subject}`"
-                reasons.append(f"could not audit the axioms of {what}"
-                               + (f": {_short(errors[0].text)}" if errors else ""))
-            for name, axs in printed.items():
-                shown = target.name if target and name.startswith("_lean_solve_target_") else name
-                axioms.setdefault(shown, axs)
+            printed = {_printed_parts(n): axs for n, axs in axioms_from_messages(msgs).items()}
+            if errors or entry.parts not in printed:
+                what = "the target theorem" if is_target else f"`{subject}`"
+                why = f": {_short(errors[0].text)}" if errors else (
+                    ": Lean printed the axioms of another declaration" if printed else "")
+                reasons.append(f"could not audit the axioms of {what}{why}")
+                continue
+            shown = target.name if target is not None and is_target else subject
+            all_axioms[shown] = printed[entry.parts]
+            if entry.shown or is_target:
+                axioms.setdefault(shown, printed[entry.parts])
         elif kind == "target" and errors:
             target_failed = True
             if not pre_errors:
@@ -269,14 +439,19 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
         elif kind == "sentinel":
             sentinel_seen = any(audit.sentinel in m.text for m in msgs)
 
+    code_errors = [m for m in code_msgs if m.severity == "error"]
+    for d, nxt in zip(audit.body_declarations, audit.body_declarations[1:] + [None]):
+        # a theorem whose own lines hold an error failed to elaborate: list no axioms for it
+        upto = nxt.line if nxt is not None else 1 << 30
+        if any(d.line <= m.line < upto for m in code_errors):
+            axioms.pop(d.name, None)
+
     result = CheckResult(status=raw.status, messages=code_msgs, axioms=axioms, evals=raw.evals,
                          sorry=raw.sorry, elapsed_s=raw.elapsed_s, backend=raw.backend,
                          lean_version=raw.lean_version, detail=raw.detail)
     first_body_line = audit.code_header_lines + audit.pre_lines
     result.evals = [EvalOutput(e.line - audit.pre_lines if e.line > first_body_line else e.line, e.text)
-                    for e in raw.evals if e.line <= audit.code_header_lines
-                    or first_body_line < e.line <= first_body_line + audit.code_lines]
-    code_errors = [m for m in code_msgs if m.severity == "error"]
+                    for e in raw.evals if e.line <= audit.code_header_lines or audit.in_body(e.line)]
     result.status = raw.status if not raw.completed else ("error" if code_errors or reasons else raw.status)
 
     final: list[str] = []
@@ -288,19 +463,26 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
         final.append(f"error at {m.line}:{m.column}: {_short(m.text)}")
     if len(code_errors) > 5:
         final.append(f"... and {len(code_errors) - 5} more errors")
-    if raw.sorry or any("sorryAx" in a for a in axioms.values()):
+    if raw.sorry or any("sorryAx" in a for a in all_axioms.values()):
         final.append("the proof uses `sorry`")
-    for name, axs in axioms.items():
+    for name, axs in all_axioms.items():
         bad = [a for a in axs if not policy.allows(a) and a != "sorryAx"]
         if bad:
             hint = " (native_decide: pass --allow-native to accept)" if set(bad) & NATIVE_AXIOMS else ""
             final.append(f"`{name}` depends on axioms outside the allow-list: {', '.join(bad)}{hint}")
     if raw.completed and not sentinel_seen:
-        final.append("Lean stopped before the end of the file (an unclosed comment or `#exit`?)")
+        final.append("Lean stopped before the end of the file, so the audit did not run")
     if raw.completed and not code_errors:
         final.extend(reasons)
     elif raw.completed:
         final.extend(r for r in reasons if not r.startswith("could not audit"))
+    examples = [d for d in audit.body_declarations if d.kind == "example"]
+    if raw.completed and target is None and examples:
+        final.append(f"the `example` at line {examples[0].line + audit.code_header_lines} cannot be audited "
+                     "for axioms (it has no name): name it `theorem`")
+    if raw.completed and target is None and not final and not all_axioms:
+        final.append("the code declares no named theorem or definition, so nothing was verified "
+                     "(an `example` cannot be audited: name it `theorem`)")
     return Verdict(verified=not final, reasons=_dedupe(final), check=result, answer=answer)
 
 

@@ -72,7 +72,7 @@ def test_statement_is_elaborated_before_untrusted_code(kernel):
     header = MINI_PRELUDE + "noncomputable def secret : N := N.four\n"
     target = Target("t", "Eq secret N.zero")  # false: secret is four
     attack = ("namespace N\nnoncomputable def secret : N := N.zero\n"
-              "theorem t : Eq secret N.zero := Eq.refl _\n")
+              "theorem _root_.t : Eq secret N.zero := Eq.refl _\n")
     naive = kernel.check(attack + "theorem naive : Eq secret N.zero := @t\n", header=header)
     assert naive.ok  # read after the code, the statement would be "proved"
     v = verify(attack, kernel, header=header, target=target)
@@ -89,9 +89,10 @@ def test_syntax_error_and_unknown_identifier_rejected(kernel):
 
 
 def test_unclosed_comment_cannot_hide_the_audit(kernel):
+    """Refused before Lean runs: the scanner cannot know what Lean would skip."""
     v = verify(GOOD_PROOF + "/- the rest is a comment\n", kernel, header=MINI_PRELUDE, target=TARGET)
-    assert not v.verified
-    assert any("stopped before the end" in r for r in v.reasons)
+    assert not v.verified and v.check.status == "refused"
+    assert "unterminated comment" in v.reasons[0] and "line 2" in v.reasons[0]
 
 
 def test_spoofed_axiom_report_is_ignored(kernel):
@@ -170,9 +171,9 @@ def test_audit_layout_keeps_user_lines_mappable():
     assert lines[0] == "prelude" and lines[1] == "import X"
     assert lines[2].startswith("def _lean_solve_expected_n")
     assert lines[2 + audit.pre_lines] == "theorem a : b := c"
-    kinds = [k for k, _ in audit.footer.values()]
+    kinds = [e.kind for e in audit.footer.values()]
     assert kinds == ["note", "axioms", "target", "axioms", "sentinel"]
-    for line, (kind, subject) in audit.footer.items():
+    for line, entry in audit.footer.items():
         text = lines[line - 1]
-        assert {"axioms": "#print axioms", "target": "theorem _lean_solve_target_n",
-                "sentinel": "#print", "note": "--"}[kind] in text
+        assert {"axioms": "#print axioms _root_.", "target": "theorem _root_._lean_solve_target_n",
+                "sentinel": "#print", "note": "--"}[entry.kind] in text

@@ -90,6 +90,10 @@ class CheckResult:
     lean_version: str = ""
     detail: str = ""
     """For a check that did not complete: what happened, in one sentence."""
+    declarations: dict[str, int] | None = None
+    """Declarations the checked text added, as Lean itself recorded them (name -> line in the
+    code), where the backend can tell (`lean -i` .ilean); None where it cannot. The verifier
+    audits every one of them, not only those its own reading of the text found."""
 
     @property
     def ok(self) -> bool:
@@ -116,6 +120,7 @@ class CheckResult:
             "backend": self.backend,
             "lean_version": self.lean_version,
             "detail": self.detail,
+            "declarations": self.declarations,
         }
 
     @classmethod
@@ -130,6 +135,7 @@ class CheckResult:
             backend=d.get("backend", ""),
             lean_version=d.get("lean_version", ""),
             detail=d.get("detail", ""),
+            declarations=d.get("declarations"),
         )
 
 

@@ -102,3 +102,25 @@ def eval_outputs(code: str, messages: Iterable[Message]) -> list[EvalOutput]:
     eval_lines = {masked.count("\n", 0, m.start()) + 1 for m in _EVAL_LINE.finditer(masked)}
     return [EvalOutput(line=m.line, text=m.text.rstrip("\n")) for m in messages
             if m.severity == "information" and not m.in_header and m.line in eval_lines]
+
+
+_INTERNAL_EXCEPTION = re.compile(r"^internal exception #\d+\s*$")
+
+
+def fold_internal_exceptions(messages: list[Message]) -> list[Message]:
+    """Drop Lean's bare "internal exception #N" where it follows a real error of the same
+    declaration (the prelude-only kernel dialect has no `sorry` to recover with, so a failed
+    declaration also aborts with this); a lone one is explained instead of dropped."""
+    errors = [m for m in messages if m.severity == "error" and not _INTERNAL_EXCEPTION.match(m.text.strip())]
+    out: list[Message] = []
+    for m in messages:
+        if m.severity == "error" and _INTERNAL_EXCEPTION.match(m.text.strip()):
+            end = m.end_line if m.end_line is not None else m.line
+            if any(m.line <= e.line <= end or e.line == m.line for e in errors):
+                continue
+            m = Message(m.severity, m.line, m.column,
+                        f"{m.text.strip()}: Lean aborted this declaration without saying why "
+                        "(an earlier error in it, or a feature the checking Lean lacks)",
+                        m.end_line, m.end_column, m.in_header)
+        out.append(m)
+    return out

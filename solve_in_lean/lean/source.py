@@ -1,9 +1,13 @@
 """Lean source text handling that every backend shares: input validation, the header split,
-and a comment- and string-blind view of the code for the verification rules."""
+a comment- and string-blind view of the code and the declarations it names, all read by the
+Lean-faithful lexer in `autoformalize.lexer`."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from autoformalize.lexer import Lexed, Token, lex_prefix, render_name
 
 
 def validate_input(code: str | bytes, max_bytes: int) -> tuple[str, str | None]:
@@ -34,120 +38,125 @@ def split_header(code: str) -> tuple[str, str]:
     """Split leading `prelude`/`import` lines (and blank/comment lines among them) from the body.
 
     Imports must come first in a Lean file, so anything we insert before the user's
-    declarations goes right after this header. Returns (header, body) with
+    declarations goes right after this header. Comments are recognised as Lean's lexer
+    reads them; text it cannot read ends the header there. Returns (header, body) with
     header + body == code.
     """
-    lines = code.splitlines(keepends=True)
-    cut = 0
-    in_block = False
+    lexed, error = lex_prefix(code)
+    masked = lexed.masked()
+    limit = len(code) if error is None else error.offset
+    lines = masked.splitlines(keepends=True)
+    cut = offset = cut_offset = 0
     for i, line in enumerate(lines):
-        stripped = line.strip()
-        if in_block:
-            if "-/" in stripped:
-                in_block = False
-            continue
-        if stripped.startswith("/-") and "-/" not in stripped[2:]:
-            in_block = True
-            continue
+        offset += len(line)
+        if offset > limit and line.strip():
+            break
         if _HEADER_LINE.match(line):
-            cut = i + 1
-            continue
-        if not stripped or stripped.startswith("--") or (stripped.startswith("/-") and stripped.endswith("-/")):
-            continue
-        break
-    return "".join(lines[:cut]), "".join(lines[cut:])
-
-
-_CHAR_LIT = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)|[^'\\\n])'")
-
-
-def _is_name_char(c: str) -> bool:
-    """Characters that may end a Lean identifier, so a following ' is a prime (h', x''), not a char."""
-    return c.isalnum() or c in "_'!?." or "\u2080" <= c <= "\u209c"
+            cut, cut_offset = i + 1, offset
+        elif line.strip():
+            break
+    return code[:cut_offset], code[cut_offset:]
 
 
 def mask_comments_and_strings(code: str) -> str:
     """Replace comments, string and char literals by spaces, keeping offsets and newlines.
 
-    Lets text rules (refused commands, declared names) ignore what Lean ignores. Block
-    comments nest in Lean, and so they do here.
+    Lets text rules ignore what Lean ignores, read as Lean's lexer reads it (autoformalize.lexer).
+    From a point the lexer cannot read (say, an unclosed comment) on, everything is blanked:
+    callers that must fail closed call `lex` and refuse such code instead.
     """
-    out = list(code)
-    i, n = 0, len(code)
+    lexed, error = lex_prefix(code)
+    masked = lexed.masked()
+    if error is None:
+        return masked
+    return masked[:error.offset] + "".join("\n" if c == "\n" else " " for c in masked[error.offset:])
 
-    def blank(a: int, b: int) -> None:
-        for k in range(a, min(b, n)):
-            if out[k] != "\n":
-                out[k] = " "
 
-    while i < n:
-        c = code[i]
-        if code.startswith("--", i):
-            j = code.find("\n", i)
-            j = n if j < 0 else j
-            blank(i, j)
-            i = j
-        elif code.startswith("/-", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if code.startswith("/-", j):
-                    depth, j = depth + 1, j + 2
-                elif code.startswith("-/", j):
-                    depth, j = depth - 1, j + 2
-                else:
+_DECL_KINDS = frozenset({"theorem", "lemma", "def", "abbrev", "instance", "opaque", "axiom", "inductive",
+                         "structure", "class", "example"})
+THEOREM_KINDS = ("theorem", "lemma")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kind: str
+    parts: tuple[str, ...]
+    """Full name components (namespaces included, `_root_` resolved); () when anonymous."""
+    line: int
+
+    @property
+    def name(self) -> str:
+        return render_name(self.parts)
+
+
+def declarations(lexed: Lexed) -> list[Declaration]:
+    """The top-level declarations of lexed code, by keyword, with `namespace`/`section`/`mutual`
+    ... `end` tracked. Formatting does not matter (attributes, modifiers, docstrings, `open ... in`,
+    one line or many): only tokens do. `«theorem»` is a name, not a keyword.
+
+    A text reading, used to decide what to ask Lean about (`#print axioms`); Lean's answers, and
+    where the backend can give it Lean's own list of declarations, are what the verdict rests on.
+    """
+    code = lexed.code
+    toks = [t for t in lexed.tokens if t.depth == 0]
+    scopes: list[tuple[str, str]] = []  # (kind, component) of open namespaces/sections/mutual blocks
+    found: list[Declaration] = []
+
+    def keyword(t: Token) -> str | None:
+        return t.text if t.kind == "ident" and not t.escaped and len(t.parts) == 1 else None
+
+    def same_line(a: Token, b: Token) -> bool:
+        return "\n" not in code[a.end:b.start]
+
+    for k, tok in enumerate(toks):
+        word = keyword(tok)
+        nxt = toks[k + 1] if k + 1 < len(toks) else None
+        named = nxt is not None and nxt.kind == "ident" and (nxt.escaped or keyword(nxt) not in _COMMAND_WORDS)
+        if word == "namespace" and named:
+            scopes += [("namespace", p) for p in nxt.parts]
+        elif word == "section":
+            scopes += [("section", p) for p in nxt.parts] if named and same_line(tok, nxt) else [("section", "")]
+        elif word == "mutual":
+            scopes.append(("mutual", ""))
+        elif word == "end":
+            count = len(nxt.parts) if named and same_line(tok, nxt) else 1
+            del scopes[max(0, len(scopes) - count):]
+        elif word in _DECL_KINDS:
+            prev = keyword(toks[k - 1]) if k else None
+            if prev in ("deriving", "class") or (k and toks[k - 1].text in ("[", ",")):
+                continue  # `deriving instance`, `class inductive` (seen as `inductive`), `[instance]`
+            parts: tuple[str, ...] = ()
+            j = k + 1
+            if word == "instance" and j + 1 < len(toks) and toks[j].text == "(" and \
+                    keyword(toks[j + 1]) == "priority":
+                while j < len(toks) and toks[j].text != ")":
                     j += 1
-            blank(i, j)
-            i = j
-        elif c == '"':
-            j = i + 1
-            while j < n and code[j] != '"':
-                j += 2 if code[j] == "\\" else 1
-            blank(i, j + 1)
-            i = j + 1
-        elif c == "'" and (i == 0 or not _is_name_char(code[i - 1])) and (m := _CHAR_LIT.match(code, i)):
-            blank(i, m.end())
-            i = m.end()
-        else:
-            i += 1
-    return "".join(out)
+                j += 1
+            if word != "example" and j < len(toks) and toks[j].kind == "ident" and \
+                    (toks[j].escaped or keyword(toks[j]) not in _COMMAND_WORDS):
+                parts = toks[j].parts
+                if parts[0] == "_root_":
+                    parts = parts[1:]
+                else:
+                    parts = tuple(p for kind, p in scopes if kind == "namespace") + parts
+            line = code.count("\n", 0, tok.start) + 1
+            found.append(Declaration("inductive" if word == "class" and prev == "class" else word, parts, line))
+    return found
 
 
-_NAME = r"[^\s:(){}\[\]⦃⦄,]+"
-_DECL = re.compile(
-    r"^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:(?:private|protected|noncomputable|nonrec|partial|unsafe)[ \t]+)*"
-    rf"(theorem|lemma|def|abbrev|instance|opaque|axiom)[ \t]+({_NAME})",
-    re.MULTILINE,
-)
-_SCOPE = re.compile(r"^[ \t]*(namespace|section|mutual|end)\b[ \t]*([^\s]*)", re.MULTILINE)
+_COMMAND_WORDS = _DECL_KINDS | {"namespace", "section", "end", "mutual", "open", "variable", "universe",
+                                "set_option", "attribute", "noncomputable", "private", "protected",
+                                "partial", "unsafe", "where", "deriving", "in", "instance", "export"}
 
 
-def declared_names(code: str, kinds: tuple[str, ...] = ("theorem", "lemma")) -> list[str]:
-    """Full names of the top-level declarations of the given kinds, tracking `namespace`s.
-
-    A text reading, used only to decide which declarations to ask Lean about
-    (`#print axioms`); Lean's answers are what the verdict rests on.
-    """
-    masked = mask_comments_and_strings(code)
-    events = [(m.start(), "decl", m.group(1), m.group(2)) for m in _DECL.finditer(masked)]
-    events += [(m.start(), "scope", m.group(1), m.group(2)) for m in _SCOPE.finditer(masked)]
-    stack: list[tuple[str, str]] = []  # (kind, name) of open namespaces/sections
+def declared_names(code: str, kinds: tuple[str, ...] = THEOREM_KINDS) -> list[str]:
+    """Full names of the top-level declarations of the given kinds, in order, without repeats.
+    Code the lexer cannot read yields the declarations before that point."""
+    lexed, _ = lex_prefix(code)
     names: list[str] = []
-    for _, what, kind, name in sorted(events):
-        if what == "scope":
-            if kind in ("namespace", "section", "mutual"):
-                stack.append((kind, name))
-            elif stack:
-                stack.pop()
-            continue
-        if kind not in kinds:
-            continue
-        if name.startswith("_root_."):
-            full = name[len("_root_."):]
-        else:
-            prefix = [n for k, n in stack if k == "namespace" and n]
-            full = ".".join(prefix + [name])
-        if full not in names:
-            names.append(full)
+    for d in declarations(lexed):
+        if d.kind in kinds and d.parts and d.name not in names:
+            names.append(d.name)
     return names
 
 
