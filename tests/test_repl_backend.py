@@ -184,3 +184,14 @@ def test_without_a_built_repl_the_backend_says_how_to_get_one(launchers, monkeyp
     with pytest.raises(LeanUnavailable, match="no built REPL"):
         get_checker("repl")
     assert time.monotonic() - t0 < 5
+
+
+def test_lean_interact_warnings_go_to_stderr_not_into_the_json(launchers, tmp_path):
+    (launchers.repl / "lean-toolchain").write_text("leanprover/lean4:v4.24.0\n")  # lean-interact warns
+    good = tmp_path / "good.lean"
+    good.write_text(MINI_PRELUDE + GOOD_PROOF)
+    proc = subprocess.run([sys.executable, "-m", "solve_in_lean", "check", str(good), "--backend", "repl",
+                           "--json"], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
+    assert "lean-interact: Requested Lean version 'v4.35.0' does not match" in proc.stderr
