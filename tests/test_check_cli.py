@@ -164,6 +164,7 @@ def test_huge_header_is_blamed_without_reading_it(files, tmp_path):
     (["-", "-b", "nope"], b"prelude\n", "unknown Lean backend 'nope'"),
     (["-", "--theorem", "x"], b"prelude\n", "go together"),
     (["-", "-", "-b", "kernel"], b"prelude\n", "only once"),
+    (["-", "--header", "-", "-b", "kernel"], b"prelude\n", "only once"),
     (["-", "-b", "kernel", "--workers", "0"], b"prelude\n", "--workers must be at least 1"),
     (["-b", "kernel"], None, "required: FILE"),
     (["x.lean", "--no-such-flag"], None, "unrecognized arguments: --no-such-flag"),
@@ -237,6 +238,41 @@ def test_file_name_cannot_forge_a_line(tmp_path, files):
     assert proc.returncode == 0
     [line] = column0(proc)
     assert line.startswith(str(tmp_path / "x\\x0aevil.lean: verified"))
+
+
+def test_ctrl_c_is_one_line_and_130(tmp_path):
+    import signal
+    import time
+
+    slow = tmp_path / "slow.lean"
+    slow.write_text(MINI_PRELUDE + slow_proof(60))
+    proc = subprocess.Popen([sys.executable, "-m", "solve_in_lean", "check", str(slow), "-b", "kernel"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)  # Lean is running the slow proof by now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.decode().strip() == "lean-solve: interrupted" and out == b""
+
+
+def test_reader_leaving_early_is_no_traceback(files):
+    good, bad = files
+    proc = subprocess.Popen([sys.executable, "-m", "solve_in_lean", "check", *[str(bad)] * 20, str(good),
+                             "-b", "kernel"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()  # like `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == ""
+
+
+def test_non_utf8_terminal_gets_escapes_not_a_crash(tmp_path):
+    bad = tmp_path / "greek.lean"
+    bad.write_text(MINI_PRELUDE + WRONG_PROOF + '#print "α → ℕ"\n')
+    proc = subprocess.run([sys.executable, "-m", "solve_in_lean", "check", str(bad), "-b", "kernel"],
+                          capture_output=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr
+    out = proc.stdout.decode("ascii")
+    assert "\\u03b1 \\u2192 \\u2115" in out and out.splitlines()[-1].startswith(f"{bad}: rejected")
 
 
 def test_help_lists_every_option():

@@ -63,11 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from solve_in_lean.errors import LeanSolveError
 
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # Lean's text may not fit a non-UTF-8 terminal: escape, never crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return _run(args)
     except LeanSolveError as e:
         sys.stderr.write(f"lean-solve: {e}\n")
         return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: lifecycle has killed every Lean we started
+        sys.stderr.write("lean-solve: interrupted\n")
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -78,8 +84,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if (args.theorem is None) != (args.statement is None):
         raise InputError("--theorem and --statement go together: the name and the proposition it must prove")
-    if args.files.count(STDIN) > 1:
-        raise InputError("standard input (-) can be checked only once per call")
+    if [*args.files, args.header].count(STDIN) > 1:
+        raise InputError("standard input (-) can be read only once per call (a file or --header)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
     timeout = None if args.timeout is None else validate_timeout(args.timeout, "--timeout")
@@ -95,17 +101,18 @@ def _run(args: argparse.Namespace) -> int:
     policy = settings.lean.policy(tuple(args.allow_axiom), args.allow_native)
     with checker:
         verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
-    worst = EXIT_OK
-    for path, verdict in zip(args.files, verdicts):
-        code = exit_code(verdict)
-        worst = max(worst, code)
-        name = display_name(path)
-        if args.json_out:
-            _write_json({"file": name, "outcome": OUTCOMES[code], **verdict.to_dict()})
-        else:
-            sys.stdout.write(report(name, verdict, header_name=args.header))
-    sys.stdout.flush()
-    return worst
+    codes = [exit_code(v) for v in verdicts]
+    try:
+        for path, verdict, code in zip(args.files, verdicts, codes):
+            name = display_name(path)
+            if args.json_out:
+                _write_json({"file": name, "outcome": OUTCOMES[code], **verdict.to_dict()})
+            else:
+                sys.stdout.write(report(name, verdict, header_name=args.header))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lean-solve check ... | head`: the reader left; the exit code still tells
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return max(codes, default=EXIT_OK)
 
 
 def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,
