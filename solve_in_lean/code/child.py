@@ -304,7 +304,8 @@ def run_cells(cells: list[str], allowed: frozenset, status_fd: int) -> int:
         except BaseException as e:  # noqa: BLE001 - every failure of model code is reported, not raised
             sys.stdout = real_stdout
             if type(e) is SandboxImportError:
-                os.write(status_fd, f"refused\tThe code tried to import {e.name}, which the sandbox does not allow.\n".encode())
+                reason = f"The code tried to import {e.name}, which the sandbox does not allow."
+                os.write(status_fd, f"refused\t{reason}\n".encode())
                 return REFUSED_EXIT
             frames = traceback.extract_tb(e.__traceback__)
             frames = [f for f in frames if f.filename.startswith("<cell")]

@@ -22,6 +22,7 @@ import sysconfig
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -83,7 +84,8 @@ class SandboxResult:
         return asdict(self)
 
 
-def _module_paths(modules: Sequence[str]) -> tuple[list[str], list[str]]:
+@lru_cache(maxsize=8)
+def _module_paths(modules: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(folders to add to the child's sys.path, third-party top-level names) for the allowed
     modules that are not in the standard library and are installed here."""
     paths: list[str] = []
@@ -99,10 +101,10 @@ def _module_paths(modules: Sequence[str]) -> tuple[list[str], list[str]]:
                      Path(spec.origin).parent)
         if folder not in paths:
             paths.append(folder)
-    return paths, names
+    return tuple(paths), tuple(names)
 
 
-def _read_roots(module_paths: list[str]) -> list[str]:
+def _read_roots(module_paths: Sequence[str]) -> list[str]:
     """What the child may read: the standard library, the allowed packages, and the shared
     libraries that extension modules load. Not /etc, /proc, /home or the project."""
     stdlib = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib")}
@@ -128,7 +130,8 @@ def _run(cells: list[str], limits: SandboxLimits, tmp: str) -> SandboxResult:
     status_r, status_w = os.pipe()
     config = {"cells": cells, "tmp": tmp, "status_fd": status_w, "cpu_s": limits.cpu_s,
               "memory_bytes": limits.memory_mb << 20, "file_bytes": limits.file_mb << 20,
-              "module_paths": module_paths, "third_party": third_party, "read_roots": _read_roots(module_paths),
+              "module_paths": list(module_paths), "third_party": list(third_party),
+              "read_roots": _read_roots(module_paths),
               "allowed_modules": list(limits.modules), "require_kernel": limits.require_kernel}
     start = time.monotonic()
     try:
@@ -225,33 +228,40 @@ def _verdict(rc: int | None, out: bytes, err: bytes, status: bytes, *, overflow:
              limits: SandboxLimits, wall_s: float) -> SandboxResult:
     layers, refused, setup, exception = _status_lines(status)
     cap = limits.output_bytes
-    stdout, stderr = out[:cap].decode("utf-8", "replace"), err[:cap].decode("utf-8", "replace")
-    res = SandboxResult("ok", "", stdout, stderr, rc, round(wall_s, 3), layers)
+    kind, message = _outcome(rc, refused, setup, exception, overflow=overflow, timed_out=timed_out,
+                             limits=limits, wall_s=wall_s)
+    return SandboxResult(kind, " ".join(message.split()), out[:cap].decode("utf-8", "replace"),
+                         err[:cap].decode("utf-8", "replace"), rc, round(wall_s, 3), layers)
+
+
+def _outcome(rc: int | None, refused: str | None, setup: str | None, exception: dict | None, *, overflow: bool,
+             timed_out: bool, limits: SandboxLimits, wall_s: float) -> tuple[Status, str]:
+    """The status and its sentence; the parent's own observations (clock, output cap) come first,
+    since a child killed for them cannot report anything."""
     if timed_out:
-        res.status, res.message = "timeout", f"The code ran longer than the wall-clock limit of {limits.wall_s:g} s and was killed."
-    elif overflow:
-        res.status, res.message = "output_limit", f"The code printed more than {cap} bytes and was killed; the output is cut."
-    elif rc == REFUSED_EXIT and refused:
-        res.status, res.message = "refused", refused
-    elif rc == SETUP_EXIT and setup:
-        res.status, res.message = "sandbox_error", f"The sandbox could not confine the code, so it did not run it: {setup}."
-    elif rc is not None and rc < 0:
-        sig = -rc
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and wall_s >= limits.cpu_s):
-            res.status, res.message = "cpu_limit", f"The code used more than {limits.cpu_s} s of CPU time and was killed."
-        else:
-            res.status, res.message = "crashed", (f"The Python process died from signal {signal.Signals(sig).name} "
-                                                  "(deep recursion or a memory fault does this).")
-    elif exception is not None and rc == 1:
+        return "timeout", f"The code ran longer than the wall-clock limit of {limits.wall_s:g} s and was killed."
+    if overflow:
+        return "output_limit", (f"The code printed more than {limits.output_bytes} bytes and was killed; "
+                                "the output is cut.")
+    if rc == REFUSED_EXIT and refused:
+        return "refused", refused
+    if rc == SETUP_EXIT and setup:
+        return "sandbox_error", f"The sandbox could not confine the code, so it did not run it: {setup}."
+    if rc is not None and rc < 0:
+        if -rc == signal.SIGXCPU or (-rc == signal.SIGKILL and wall_s >= limits.cpu_s):
+            return "cpu_limit", f"The code used more than {limits.cpu_s} s of CPU time and was killed."
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = str(-rc)
+        return "crashed", f"The Python process died from signal {name} (deep recursion or a memory fault does this)."
+    if exception is not None and rc == 1:
         name = str(exception.get("exception", "Exception"))[:100]
-        detail = str(exception.get("message", ""))[:300]
         if name == "MemoryError":
-            res.status, res.message = "memory", f"The code ran out of its {limits.memory_mb} MB memory limit (MemoryError)."
-        else:
-            res.status = "error"
-            res.message = f"The code raised {name} in cell {exception.get('cell', '?')}" + (f": {detail}" if detail else "") + "."
-    elif rc == 0:
-        res.message = "The code ran to the end."
-    else:
-        res.status, res.message = "error", f"The code exited with status {rc}."
-    return res
+            return "memory", f"The code ran out of its {limits.memory_mb} MB memory limit (MemoryError)."
+        detail = str(exception.get("message", ""))[:300].rstrip(". ")
+        where = f"The code raised {name} in cell {exception.get('cell', '?')}"
+        return "error", f"{where}: {detail}." if detail else f"{where}."
+    if rc == 0:
+        return "ok", "The code ran to the end."
+    return "error", f"The code exited with status {rc}."
