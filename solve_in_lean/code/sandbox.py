@@ -107,10 +107,13 @@ def _module_paths(modules: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str,
 def _read_roots(module_paths: Sequence[str]) -> list[str]:
     """What the child may read: the standard library, the allowed packages, and the shared
     libraries that extension modules load. Not /etc, /proc, /home or the project."""
-    stdlib = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib")}
+    python = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib")}
+    libdir = sysconfig.get_config_var("LIBDIR")  # where a conda or pyenv Python keeps libz, libffi...
+    if libdir:
+        python.add(libdir)
     dynload = {str(Path(p)) for p in sys.path if p.endswith("lib-dynload")}
     system_libs = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"]
-    return sorted({*stdlib, *dynload, *module_paths}) + system_libs
+    return sorted({*python, *dynload, *module_paths}) + system_libs
 
 
 def run_python(cells: str | Sequence[str], limits: SandboxLimits | None = None) -> SandboxResult:
