@@ -195,3 +195,10 @@ def test_lean_interact_warnings_go_to_stderr_not_into_the_json(launchers, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
     assert "lean-interact: Requested Lean version 'v4.35.0' does not match" in proc.stderr
+
+
+def test_a_header_that_runs_too_long_is_a_timeout_of_the_header(launchers):
+    with get_checker("repl", timeout_s=60, header_timeout_s=2) as checker:
+        result = checker.check(GOOD_PROOF, header=MINI_PRELUDE + slow_proof())
+        assert result.status == "timeout" and "the header within 2 s" in result.detail
+        assert checker.check(GOOD_PROOF, header=MINI_PRELUDE).ok

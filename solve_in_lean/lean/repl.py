@@ -1,10 +1,10 @@
 """The `repl` backend: lean-interact's Lean REPL servers, one per worker.
 
-The header (`import Mathlib`, `open ...`) is elaborated once per server, under its own
-`header_timeout_s`, and its environment reused for every check, which is what makes Mathlib
-checks fast. A server that times out or crashes is killed and restarted on its next use;
-lean-interact's session cache then replays the header before that check starts, outside
-the check's own timeout, so the other checks never notice.
+The header (`import Mathlib`, `open ...`) is elaborated once per server process, under its
+own `header_timeout_s`, and its environment reused for every check, which is what makes
+Mathlib checks fast. A server that times out or crashes is killed and restarted on its next
+use, which elaborates the header again before that check's clock starts, so the other checks
+never notice.
 
 Checks never build or download anything: the REPL is the one `setup` built (see
 `toolchain.repl_dir`), and lean-interact's log goes to stderr, so `--json` stdout stays clean.
@@ -77,8 +77,8 @@ def repl_config(project: Path, repl: Path, lake: str, *, memory_mb: int | None) 
 @dataclass
 class _Worker:
     server: Any
-    headers: dict[str, int]
-    """Header text -> its session-cache id (negative; lean-interact replays it after a restart)."""
+    headers: dict[str, tuple[int, int]]
+    """Header text -> (its session-cache id, the `server.starts` it was elaborated in)."""
 
 
 class ReplChecker(LeanChecker):
@@ -134,17 +134,24 @@ class ReplChecker(LeanChecker):
         return placeholder
 
     def _env_for(self, worker: _Worker, header: str) -> tuple[int | None, list[Message]]:
+        """The header's environment in the server's current process. After a restart it is
+        elaborated again here, under `header_timeout_s` and before the check's clock starts
+        (lean-interact would replay it lazily inside the check, with no timeout at all)."""
+        server = worker.server
         if header in worker.headers:
-            return worker.headers[header], []
-        resp = worker.server.run(self._li.Command(cmd=header), timeout=self.header_timeout_s,
-                                 add_to_session_cache=True)
+            env, process = worker.headers[header]
+            if process == server.starts and server.is_alive():
+                return env, []
+            del worker.headers[header]
+            server.remove_from_session_cache(env)
+        resp = server.run(self._li.Command(cmd=header), timeout=self.header_timeout_s, add_to_session_cache=True)
         if isinstance(resp, self._li.interface.LeanError):
             return None, [Message("error", 1, 0, resp.message, in_header=True)]
         msgs = [replace(message_from_json(m.model_dump(by_alias=True)), in_header=True) for m in resp.messages]
         if any(m.severity == "error" for m in msgs):
             worker.server.remove_from_session_cache(resp.env)
             return None, msgs
-        worker.headers[header] = resp.env
+        worker.headers[header] = (resp.env, server.starts)
         return resp.env, []
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
@@ -154,6 +161,7 @@ class ReplChecker(LeanChecker):
             if own_header.strip():
                 header, code, shift = own_header, body, line_count(own_header)
         worker = self._acquire()
+        what, limit = "the header", self.header_timeout_s
         try:
             env = None
             if header and header.strip():
@@ -164,9 +172,10 @@ class ReplChecker(LeanChecker):
             if not code.strip():
                 # the REPL refuses an empty command; an empty body is simply fine
                 return CheckResult(status="ok", lean_version=self.lean_version)
+            what, limit = "the code", timeout_s
             resp = worker.server.run(self._li.Command(cmd=code, env=env), timeout=timeout_s)
         except TimeoutError:
-            return CheckResult(status="timeout", detail=f"Lean did not finish within {timeout_s:g} s; "
+            return CheckResult(status="timeout", detail=f"Lean did not finish {what} within {limit:g} s; "
                                                         "the REPL server was killed and will restart")
         except Exception as e:  # noqa: BLE001 - every way the REPL can fail becomes a status, never a traceback
             return self._failed(worker, e)
