@@ -1,0 +1,116 @@
+"""Joining a Ray cluster (or starting a one-machine one) and describing it.
+
+The one place that calls `ray.init`, so every command that takes `--ray [ADDRESS]` (or reads
+`[ray] address`) connects the same way and fails with the same sentence. Ray is imported only
+here and in the `ray` backends, and only when asked for: without the `ray` extra nothing else
+notices it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from solve_in_lean.errors import UnavailableError
+
+INSTALL_HINT = "install it with `pip install 'lean-solve[ray]'`"
+START_HINT = "start one with `ray start --head` (then pass its address, or `auto` on that machine)"
+
+
+def import_ray() -> Any:
+    """The `ray` module, or UnavailableError saying how to install it."""
+    try:
+        import ray
+    except ImportError as e:
+        raise UnavailableError(f"Ray is not installed ({e}); {INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What a cluster offers, summed over its live nodes."""
+
+    address: str
+    nodes: int
+    cpus: float
+    gpus: float
+    memory_gb: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{self.nodes} node{'s' * (self.nodes != 1)}, {self.cpus:g} CPUs, {self.gpus:g} GPUs, "
+                f"{self.memory_gb:.1f} GB for tasks at {self.address}")
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+            **init_options: Any) -> bool:
+    """Make sure this process talks to a Ray cluster; True if this call started the connection
+    (so the caller owns it and shuts it down), False if one was already open.
+
+    `address` None starts a private one-machine cluster (`num_cpus`/`num_gpus` size it);
+    "auto" joins the cluster `ray start` runs on this machine; "HOST:PORT" joins that one.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                               "logging_level": "WARNING", **init_options}
+    if address:
+        options["address"] = address
+    else:
+        # A private cluster must not join one found through RAY_ADDRESS by accident.
+        os.environ.pop("RAY_ADDRESS", None)
+        options.update({k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)) if v is not None})
+    try:
+        ray.init(**options)
+    except ConnectionError as e:
+        where = f"at {address}" if address else "on this machine"
+        raise UnavailableError(f"could not reach a Ray cluster {where} ({_first_line(e)}); {START_HINT}") from None
+    except ray.exceptions.AuthenticationError as e:
+        raise UnavailableError(f"the Ray cluster at {address} refused this client ({_first_line(e)}); set "
+                               "RAY_AUTH_TOKEN to the cluster's token (see `ray get-auth-token`)") from None
+    return True
+
+
+def cluster_info() -> ClusterInfo:
+    """Nodes, CPUs, GPUs and task memory of the connected cluster (only live nodes count)."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        raise UnavailableError("not connected to a Ray cluster; call raycluster.connect() first")
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    total = {key: sum(n.get("Resources", {}).get(key, 0.0) for n in alive) for key in ("CPU", "GPU", "memory")}
+    return ClusterInfo(address=ray.get_runtime_context().gcs_address, nodes=len(alive), cpus=total["CPU"],
+                       gpus=total["GPU"], memory_gb=total["memory"] / 2**30)
+
+
+def describe(address: str) -> ClusterInfo:
+    """Connect to `address`, read the cluster's size, and disconnect again if this call connected."""
+    owned = connect(address)
+    try:
+        return cluster_info()
+    finally:
+        if owned:
+            shutdown()
+
+
+def doctor_row(address: str) -> dict:
+    """A `lean-solve doctor` row for the cluster at `address` (never raises)."""
+    try:
+        info = describe(address)
+    except UnavailableError as e:
+        return {"item": "ray cluster", "status": "missing", "detail": str(e), "fix": START_HINT}
+    return {"item": "ray cluster", "status": "ok", "detail": info.summary(), "fix": ""}
+
+
+def shutdown() -> None:
+    """Disconnect (and stop the cluster if this process started it)."""
+    ray = import_ray()
+    ray.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
