@@ -67,7 +67,7 @@ def test_timeout_restarts_the_repl_and_the_next_check_replays_the_header(repl, l
     good = repl.check(GOOD_PROOF, header=MINI_PRELUDE, timeout_s=30)
     assert good.status == "ok", good.detail
     headers = [c for c in commands(launchers) if c["cmd"] == MINI_PRELUDE]
-    assert len(headers) == 2  # elaborated once, replayed once by lean-interact after the restart
+    assert len(headers) == 2  # elaborated once, and again in the restarted process before the check
     assert commands(launchers)[-1]["env"] == 0  # the new process's id for the replayed header
 
 

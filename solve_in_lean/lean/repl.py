@@ -160,6 +160,8 @@ class ReplChecker(LeanChecker):
             own_header, body = split_header(code)
             if own_header.strip():
                 header, code, shift = own_header, body, line_count(own_header)
+        if not code.strip() and not (header and header.strip()):
+            return CheckResult(status="ok", lean_version=self.lean_version)  # nothing for Lean to do
         worker = self._acquire()
         what, limit = "the header", self.header_timeout_s
         try:
