@@ -3,8 +3,8 @@
 PAL / RICO style: the model reasons and writes a ```python block; the sandbox runs it (with the
 sample's earlier successful blocks replayed first, so variables carry over) and its output goes
 back as the next turn, until the model states "The answer is N." or the turns run out, in which
-case the last line the code printed is the answer. `samples` conversations run side by side and
-their answers are majority-voted.
+case the last line the code printed is the answer. `samples` conversations run side by side (their
+programs in parallel, one sandbox each) and their answers are majority-voted.
 
 An answer counts as *computed by Python* only when a successful run printed that value; it is a
 tier below Lean-verified (nothing proves the program models the problem) and above a bare chain
@@ -23,6 +23,7 @@ from autoformalize.prompting import PromptTemplate, load_templates
 from solve_in_lean.answers import equivalent, extract_answer, normalize, to_text
 from solve_in_lean.code.sandbox import SandboxLimits, SandboxResult, run_python
 from solve_in_lean.models.base import ChatMessage, Generator, SamplingParams
+from solve_in_lean.parallel import default_workers, ordered_map
 
 PROMPTS = Path(__file__).parent / "prompts"
 COMPUTED_BY_PYTHON = "computed by Python"
@@ -120,14 +121,13 @@ def _settle(sample: Sample, raw: str | None, from_output: bool) -> None:
     sample.source = COMPUTED_BY_PYTHON if backed else UNVERIFIED
 
 
-def _step(sample: Sample, text: str, last: bool, limits: SandboxLimits, feedback: PromptTemplate) -> None:
-    """Advance one conversation by the model's turn `text`."""
-    code = python_blocks(text)
-    if code is None:
+def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | None, last: bool,
+          feedback: PromptTemplate) -> None:
+    """Advance one conversation by the model's turn `text` and, when it had code, its run."""
+    if code is None or result is None:
         sample.turns.append(Turn(text, None, None))
         _settle(sample, extract_answer(text), from_output=False)
         return
-    result = run_python(sample.cells + [code], limits)
     sample.turns.append(Turn(text, code, result.to_dict()))
     if result.ok:
         sample.cells.append(code)
@@ -155,8 +155,12 @@ def solve_with_code(problem: str, generator: Generator, *, params: SamplingParam
     texts = [c.text for c in opening]
     for turn in range(turns):
         active = [s for s in convs if not s.done]
-        for sample, text in zip(active, texts):
-            _step(sample, text, turn == turns - 1, limits, prompts["code_output"])
+        codes = [python_blocks(text) for text in texts]
+        jobs = [s.cells + [c] for s, c in zip(active, codes) if c is not None]
+        runs = iter(ordered_map(lambda cells: run_python(cells, limits), jobs, default_workers()))
+        for sample, text, code in zip(active, texts, codes):
+            _step(sample, text, code, next(runs) if code is not None else None, turn == turns - 1,
+                  prompts["code_output"])
         active = [s for s in convs if not s.done]
         if not active or turn == turns - 1:
             break
