@@ -199,3 +199,14 @@ def test_sampling_kwargs_follow_vllms_rules():
     assert greedy["n"] == 1 and greedy["max_tokens"] == 32768 and greedy["logprobs"] == 0
     sampled = sampling_kwargs(SamplingParams(n=8, temperature=0.7, max_new_tokens=32768), "p", 10000, 40960, False)
     assert sampled["n"] == 8 and sampled["max_tokens"] == 30960 and sampled["logprobs"] is None
+
+
+def test_new_token_budget_follows_the_model():
+    """The default prover reasons before its Lean block: 512 new tokens cut it off (item 12)."""
+    from solve_in_lean.models import DEFAULT_MODEL
+    from solve_in_lean.models.base import DEFAULT_MAX_NEW_TOKENS, default_max_new_tokens
+
+    assert default_max_new_tokens(DEFAULT_MODEL) == 32768
+    assert default_max_new_tokens("/models/Goedel-Prover-V2-32B") == 32768  # local folders too
+    assert default_max_new_tokens("deepseek-ai/DeepSeek-Prover-V2-7B") == 8192
+    assert default_max_new_tokens("gpt2") == DEFAULT_MAX_NEW_TOKENS == SamplingParams().max_new_tokens
