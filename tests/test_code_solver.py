@@ -14,9 +14,9 @@ from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
 
 PARAMS = SamplingParams(max_new_tokens=64)
-FAST = SandboxLimits(wall_s=5, cpu_s=2)
+LIMITS = SandboxLimits(wall_s=20, cpu_s=5)  # roomy: a loaded CI machine slows start-up, not the verdicts
 
-pytestmark = pytest.mark.skipif(run_python("print(1)", FAST).status == "sandbox_error",
+pytestmark = pytest.mark.skipif(run_python("print(1)", LIMITS).status == "sandbox_error",
                                 reason="the sandbox needs Linux with Landlock and libseccomp2 "
                                        "(see docs/code_interpreter.md)")
 
@@ -36,14 +36,14 @@ def test_python_blocks_and_printed_answer() -> None:
 
 def test_single_turn_program_prints_the_answer() -> None:
     gen = ScriptedGenerator([block("print(3 * 12 - 29)")])
-    r = solve_with_code("How many muffins are left?", gen, params=PARAMS, turns=1, limits=FAST)
+    r = solve_with_code("How many muffins are left?", gen, params=PARAMS, turns=1, limits=LIMITS)
     assert (r.answer, r.label, r.votes) == ("7", COMPUTED_BY_PYTHON, {"7": 1})
     assert r.samples[0].turns[0].run["status"] == "ok"
 
 
 def test_output_is_fed_back_and_state_carries_over_between_turns() -> None:
     gen = ScriptedGenerator([block("x = 6 * 7\nprint(x)"), block("print(x + 1)", "Add one."), "The answer is 43."])
-    r = solve_with_code("What is 6 * 7 + 1?", gen, params=PARAMS, turns=3, limits=FAST)
+    r = solve_with_code("What is 6 * 7 + 1?", gen, params=PARAMS, turns=3, limits=LIMITS)
     assert r.answer == "43" and r.computed_by_python
     second = gen.prompts[1]
     assert second[-2] == {"role": "assistant", "content": block("x = 6 * 7\nprint(x)")}
@@ -55,7 +55,7 @@ def test_output_is_fed_back_and_state_carries_over_between_turns() -> None:
 def test_a_refused_block_is_reported_to_the_model_which_can_recover() -> None:
     gen = ScriptedGenerator([block("import os\nprint(os.listdir('/'))"), block("print(2 ** 10)"),
                              "The answer is 1024."])
-    r = solve_with_code("What is 2 to the 10th?", gen, params=PARAMS, turns=3, limits=FAST)
+    r = solve_with_code("What is 2 to the 10th?", gen, params=PARAMS, turns=3, limits=LIMITS)
     turns = r.samples[0].turns
     assert turns[0].run["status"] == "refused"
     assert "The code tried to import os, which the sandbox does not allow." in gen.prompts[1][-1]["content"]
@@ -64,10 +64,10 @@ def test_a_refused_block_is_reported_to_the_model_which_can_recover() -> None:
 
 def test_an_answer_no_program_printed_is_unverified() -> None:
     gen = ScriptedGenerator([block("print(6 * 7)"), "The answer is 50."])
-    r = solve_with_code("What is 6 * 7?", gen, params=PARAMS, turns=2, limits=FAST)
+    r = solve_with_code("What is 6 * 7?", gen, params=PARAMS, turns=2, limits=LIMITS)
     assert r.answer == "50" and r.label == UNVERIFIED
     plain = solve_with_code("What is 6 * 7?", ScriptedGenerator(["I think the answer is 42."]), params=PARAMS,
-                            turns=2, limits=FAST)
+                            turns=2, limits=LIMITS)
     assert plain.answer == "42" and plain.label == UNVERIFIED
 
 
@@ -81,7 +81,7 @@ def test_hostile_last_turn_gives_no_answer() -> None:
 def test_samples_are_majority_voted() -> None:
     answers = {0: "print(10)", 1: "print(12)", 2: "print(5 + 5)"}
     gen = ScriptedGenerator(lambda prompt, i: block(answers[i]))
-    r = solve_with_code("Ten?", gen, params=PARAMS, samples=3, turns=1, limits=FAST)
+    r = solve_with_code("Ten?", gen, params=PARAMS, samples=3, turns=1, limits=LIMITS)
     assert r.answer == "10" and r.votes == {"10": 2, "12": 1} and r.computed_by_python
 
 
@@ -103,7 +103,7 @@ def test_tiny_model_end_to_end(tiny_model_dir) -> None:
 
     gen = TransformersGenerator(str(tiny_model_dir))
     params = SamplingParams(max_new_tokens=12, temperature=1.0, seed=1)
-    r = solve_with_code("What is 6 * 7?", gen, params=params, samples=2, turns=2, limits=FAST)
+    r = solve_with_code("What is 6 * 7?", gen, params=params, samples=2, turns=2, limits=LIMITS)
     assert len(r.samples) == 2 and all(s.turns for s in r.samples)
     assert r.label in (None, COMPUTED_BY_PYTHON, UNVERIFIED)
     assert sum(r.votes.values()) == sum(s.answer is not None for s in r.samples)
