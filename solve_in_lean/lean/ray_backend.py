@@ -62,6 +62,19 @@ class LeanActor:
         return self.checker.check(code, header=header, timeout_s=timeout_s)
 
 
+class LeanCheckStage:
+    """A Ray Data stage checking each row's `code` (and `header`, if any) with a warm checker:
+    `ds.map(LeanCheckStage, fn_constructor_kwargs={"inner": "kernel", "options": {...}},
+    concurrency=N, num_cpus=1, memory=...)`. Adds `check`, the CheckResult as a dict."""
+
+    def __init__(self, inner: str, options: dict[str, Any]) -> None:
+        self._actor = LeanActor(inner, {**options, "workers": 1})
+
+    def __call__(self, row: dict) -> dict:
+        result = self._actor.check(row["code"], row.get("header"), row.get("timeout_s") or self._actor.checker.timeout_s)
+        return {**row, "check": result.to_dict()}
+
+
 class _Slot:
     """One actor as the driver sees it: its handle and the headers it has warm."""
 

@@ -20,6 +20,7 @@ BACKENDS = {
     "transformers": ("solve_in_lean.models.transformers_backend", "TransformersGenerator"),
     "vllm": ("solve_in_lean.models.vllm_backend", "VllmGenerator"),
     "http": ("solve_in_lean.models.http_backend", "HttpGenerator"),
+    "ray": ("solve_in_lean.models.ray_backend", "RayGenerator"),  # replicas of vllm/transformers on Ray
 }
 DEFAULT_MODEL = "Goedel-LM/Goedel-Prover-V2-8B"
 """Writes Lean 4 + Mathlib, runs natively in transformers and vLLM; docs/models.md says why."""
