@@ -21,12 +21,12 @@ def default_workers() -> int:
 def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, progress: bool = False,
                 description: str = "working") -> list[R]:
     """`fn` over `items` on up to `workers` threads; results in input order."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed  # here: `lean-solve check FILE` never needs it
-
     from solve_in_lean.progress import track
 
     if workers <= 1 or len(items) <= 1:
         return [fn(x) for x in track(items, total=len(items), description=description, enabled=progress)]
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # only here: a one-file check never pays for it
+
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(fn, x) for x in items]
         for _ in track(as_completed(futures), total=len(futures), description=description, enabled=progress):

@@ -117,33 +117,27 @@ def _run(args: argparse.Namespace) -> int:
 
 def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,
                   statement: str | None, policy: Any) -> list[Any]:
-    """One verdict per path, in order; files that cannot be read get an invalid-input verdict."""
+    """One verdict per path, in order, checked on the checker's workers (verify_many's map). Each
+    file is read in its own worker, so only files in flight are in memory however many are named;
+    a file that cannot be read gets an invalid-input verdict saying why."""
     from solve_in_lean.lean.base import CheckResult
-    from solve_in_lean.verify import Target, Verdict, VerifyRequest, verify, verify_many
+    from solve_in_lean.parallel import default_workers, ordered_map
+    from solve_in_lean.verify import Target, Verdict, verify
 
     target = Target(theorem, statement) if theorem is not None and statement is not None else None
-    inputs = [_read_code(p, checker.max_input_bytes) for p in paths]
-    requests = [VerifyRequest(code, header, target) for code in inputs if isinstance(code, bytes)]
-    if len(requests) == 1:  # the common single-file case: no thread pool
-        r = requests[0]
-        checked = [verify(r.code, checker, header=r.header, target=r.target, policy=policy)]
-    else:
-        checked = verify_many(requests, checker, policy=policy)
-    results = iter(checked)
-    return [next(results) if isinstance(code, bytes) else
-            Verdict(False, [str(code)], CheckResult(status="invalid_input", detail=str(code), backend=checker.name))
-            for code in inputs]
+
+    def one(path: str) -> Any:
+        try:
+            code = read_input(path, checker.max_input_bytes)
+        except _InputProblem as e:
+            return Verdict(False, [str(e)], CheckResult(status="invalid_input", detail=str(e), backend=checker.name))
+        return verify(code, checker, header=header, target=target, policy=policy)
+
+    return ordered_map(one, paths, checker.workers or default_workers())
 
 
 class _InputProblem(Exception):
     """Why a named input cannot be read, in one sentence that follows its name."""
-
-
-def _read_code(path: str, limit: int) -> bytes | _InputProblem:
-    try:
-        return read_input(path, limit)
-    except _InputProblem as e:
-        return e
 
 
 def read_input(path: str, limit: int) -> bytes:
