@@ -347,3 +347,32 @@ def test_guard_ignores_a_cut_off_line():
         for p in (listed, cut_off):
             p.kill()
             p.wait()
+
+
+REPL_CHECK = """
+    from lean_prelude import MINI_PRELUDE, slow_proof
+    from solve_in_lean.lean import get_checker, lifecycle
+
+    lifecycle.install_signal_handlers()
+    with get_checker("repl", timeout_s=600) as checker:
+        checker.check(slow_proof(60), header=MINI_PRELUDE)
+"""
+
+
+@pytest.mark.parametrize("signo, code", [(signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)])
+def test_repl_server_dies_with_lean_solve(tmp_path, monkeypatch, marked, signo, code):
+    """The repl backend's server is long-lived and busy in Lean, so it would not notice its
+    stdin closing: it is tracked, so the handlers and the guard kill its group. Runs through
+    lean-interact and the REPL-protocol launcher (tests/launchers) to the bundled Lean."""
+    from launchers.toolchain import install_launchers
+
+    install_launchers(tmp_path, monkeypatch)
+    mark, env = marked
+    env = {**env, **{k: v for k, v in os.environ.items() if k.startswith("LEAN_SOLVE_")}}
+    proc, _ = _start(_script(REPL_CHECK), env, mark)
+    time.sleep(1.0)  # past the header's short Lean run: the Lean running now is the slow proof's
+    assert _lean_pids(mark), "the slow proof's Lean is not running"
+    proc.send_signal(signo)
+    proc.wait(timeout=30)
+    assert proc.returncode == code
+    _assert_all_gone(mark)
