@@ -175,6 +175,19 @@ def test_bad_arguments_are_one_sentence(args, stdin, message):
     one_sentence_exit_2(run(*args, stdin=stdin), message)
 
 
+@pytest.mark.parametrize("toml, needle", [
+    ("[lean]\ntimeout_s = inf\n", "timeout_s"),
+    ("[lean]\ntimeout_s = \"soon\"\n", "timeout_s"),
+    ("[lean]\nbackend = \"nope\"\n", "backend"),
+    ("[lean\n", "not valid TOML"),
+])
+def test_bad_config_is_one_sentence(files, tmp_path, toml, needle):
+    good, _ = files
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    one_sentence_exit_2(run(str(good), "--config", str(config)), str(config), needle)
+
+
 def could_not_check(proc, name: str, needle: str) -> None:
     """Exit 2, and the file's one verdict line says what happened: never 'rejected'."""
     assert proc.returncode == 2, proc.stdout + proc.stderr
