@@ -210,3 +210,16 @@ def test_new_token_budget_follows_the_model():
     assert default_max_new_tokens("/models/Goedel-Prover-V2-32B") == 32768  # local folders too
     assert default_max_new_tokens("deepseek-ai/DeepSeek-Prover-V2-7B") == 8192
     assert default_max_new_tokens("gpt2") == DEFAULT_MAX_NEW_TOKENS == SamplingParams().max_new_tokens
+
+
+@pytest.mark.skipif(not HAVE_VLLM, reason="vLLM is not installed (pip install 'lean-solve[vllm]'); "
+                                          "the rules above encode what it accepts")
+def test_the_real_vllm_accepts_the_sampling_params_we_build():
+    import vllm
+
+    from solve_in_lean.models.vllm_backend import sampling_kwargs
+
+    for params in (SamplingParams(n=8, temperature=0.0, max_new_tokens=32768),
+                   SamplingParams(n=8, temperature=0.7, top_p=0.95, stop=("```",), seed=3)):
+        built = vllm.SamplingParams(**sampling_kwargs(params, "prompt", 100, 40960, True))
+        assert built.n == params.distinct and built.max_tokens <= 40960 - 100
