@@ -36,6 +36,9 @@ def test_lean_runs_directly_in_lakes_environment(launchers):
         assert argv[0] == str(launchers.lean_dir / "lean")  # found on the PATH `lake env` gives
         assert checker.env()["LAKE"] == str(launchers.lake)
         assert checker.cwd() == str(launchers.project)
+        checker.check(GOOD_PROOF, header=MINI_PRELUDE)
+        checker.check(WRONG_PROOF, header=MINI_PRELUDE)
+    assert [c.split()[0] for c in launchers.lake_calls()] == ["env"]  # asked once, then Lean directly
 
 
 def test_timeout_kills_lean_and_leaves_nothing_running(launchers):

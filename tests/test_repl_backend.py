@@ -149,6 +149,10 @@ def test_a_restart_during_a_tactic_session_is_detected(repl):
 
 def test_checks_leave_no_lock_file_and_build_nothing(repl, launchers):
     assert repl.check(GOOD_PROOF, header=MINI_PRELUDE).ok
+    assert repl.check(slow_proof(), header=MINI_PRELUDE, timeout_s=1).status == "timeout"
+    assert repl.check(WRONG_PROOF, header=MINI_PRELUDE).status == "error"  # on a restarted REPL
+    calls = launchers.lake_calls()
+    assert len(calls) == 1 and calls[0].startswith("env ")  # Lake's environment, asked once; no build, no cache get
     assert not launchers.project.with_name(launchers.project.name + ".lock").exists()
     assert str(repl._config.cache_dir).startswith(os.environ["LEAN_SOLVE_CACHE"])
 

@@ -28,9 +28,14 @@ class Launchers:
     repl: Path
     log: Path
     """Every request the forwarder received, one JSON object per line."""
+    lake_log: Path
+    """The arguments of every `lake` call, one line each."""
 
     def requests(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def lake_calls(self) -> list[str]:
+        return self.lake_log.read_text().splitlines() if self.lake_log.exists() else []
 
 
 def _script(path: Path, argv: list[str]) -> None:
@@ -61,8 +66,9 @@ def install_launchers(root: Path, monkeypatch: pytest.MonkeyPatch) -> Launchers:
     log = root / "repl-requests.jsonl"
     monkeypatch.setenv("LEAN_SOLVE_TEST_LEAN_DIR", str(lean_dir))
     monkeypatch.setenv("LEAN_SOLVE_TEST_REPL_LOG", str(log))
+    monkeypatch.setenv("LEAN_SOLVE_TEST_LAKE_LOG", str(root / "lake-calls.txt"))
     monkeypatch.setenv("LEAN_SOLVE_LAKE", str(LAKE))
     monkeypatch.setenv("LEAN_SOLVE_REPL", str(repl))
     monkeypatch.setenv("LEAN_SOLVE_WORKSPACE", str(project))
     monkeypatch.setenv("LEAN_SOLVE_CACHE", str(root / "cache"))
-    return Launchers(LAKE, lean_dir, project, repl, log)
+    return Launchers(LAKE, lean_dir, project, repl, log, root / "lake-calls.txt")
