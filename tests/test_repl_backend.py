@@ -206,3 +206,14 @@ def test_a_header_that_runs_too_long_is_a_timeout_of_the_header(launchers):
         result = checker.check(GOOD_PROOF, header=MINI_PRELUDE + slow_proof())
         assert result.status == "timeout" and "the header within 2 s" in result.detail
         assert checker.check(GOOD_PROOF, header=MINI_PRELUDE).ok
+
+
+def test_repl_processes_are_tracked_until_killed(launchers):
+    """lifecycle kills tracked groups when lean-solve is signalled or dies (see lean/lifecycle.py)."""
+    from solve_in_lean.lean import lifecycle
+
+    with get_checker("repl", timeout_s=30) as checker:
+        assert checker.check(GOOD_PROOF, header=MINI_PRELUDE).ok
+        pid = checker._all[0].server._proc.pid
+        assert pid in lifecycle._groups
+    assert pid not in lifecycle._groups and not psutil.pid_exists(pid)
