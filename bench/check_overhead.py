@@ -134,19 +134,24 @@ def main() -> None:
         "parallel_speedup": many_1 / many_n,
         "batch_outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
     }
-    print(f"bare Lean per file (median of {len(bare_t)}):   {bare_median * 1000:7.1f} ms")
-    print(f"lean-solve check, one file (median of {len(cli_t)}): {result['cli_median_s'] * 1000:7.1f} ms")
-    print(f"  of which Python start-up (`python -c pass`, median): {result['python_startup_median_s'] * 1000:.1f} ms; "
-          f"the rest beyond bare Lean: {(result['cli_median_s'] - result['python_startup_median_s'] - bare_median) * 1000:.1f} ms")
-    print(f"verify() in process (median of {len(verify_t)}):  {result['verify_median_s'] * 1000:7.1f} ms")
-    print(f"bare Lean, {args.files} files serially:          {bare_serial:7.2f} s")
-    print(f"lean-solve check, {args.files} files, {args.workers} workers:  {batch_t:7.2f} s  {result['batch_outcomes']}")
-    print(f"check_many, 1 / {args.workers} workers:              {many_1:7.2f} s / {many_n:.2f} s")
+    python_s, cli_s = result["python_startup_median_s"], result["cli_median_s"]
+    rows = [
+        (f"bare Lean, one file (median of {len(bare_t)})", f"{bare_median * 1000:.1f} ms"),
+        (f"lean-solve check, one file (median of {len(cli_t)})", f"{cli_s * 1000:.1f} ms"),
+        ("  of which Python start-up (python -c pass)", f"{python_s * 1000:.1f} ms"),
+        ("  of which the rest beyond bare Lean", f"{(cli_s - python_s - bare_median) * 1000:.1f} ms"),
+        (f"verify() in process (median of {len(verify_t)})", f"{result['verify_median_s'] * 1000:.1f} ms"),
+        (f"bare Lean, {args.files} files serially", f"{bare_serial:.2f} s"),
+        (f"lean-solve check, {args.files} files, {args.workers} workers", f"{batch_t:.2f} s {result['batch_outcomes']}"),
+        (f"check_many, 1 / {args.workers} workers", f"{many_1:.2f} s / {many_n:.2f} s"),
+    ]
+    for label, value in rows:
+        print(f"{label:48s} {value}")
     failed = []
     for key, (op, bound) in TARGETS.items():
         ok = result[key] <= bound if op == "<=" else result[key] >= bound
         failed += [] if ok else [key]
-        print(f"{key:17s} {result[key]:6.3f}   target {op} {bound:<5}  {'ok' if ok else 'MISSED'}")
+        print(f"{key:48s} {result[key]:.3f}  (target {op} {bound}: {'ok' if ok else 'MISSED'})")
     result["missed"] = failed
     out = Path(__file__).parent / "results" / "check_overhead.json"
     out.parent.mkdir(exist_ok=True)

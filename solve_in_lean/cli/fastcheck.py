@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
-EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE = 0, 1, 2  # = solve_in_lean.errors; not imported on the hot path
+from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError
 
 DESCRIPTION = """Check Lean files with Lean and the verification rules, in parallel.
 
@@ -60,8 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `lean-solve check` with `argv` (the words after `check`); returns the exit code."""
-    from solve_in_lean.errors import LeanSolveError
-
     args = build_parser().parse_args(argv)
     for stream in (sys.stdout, sys.stderr):  # Lean's text may not fit a non-UTF-8 terminal: escape, never crash
         if hasattr(stream, "reconfigure"):
@@ -77,7 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from solve_in_lean.errors import InputError
     from solve_in_lean.lean import BACKENDS, get_checker
     from solve_in_lean.lean.base import MAX_INPUT_BYTES, validate_timeout
     from solve_in_lean.settings import load_settings, resolve_backend
@@ -167,7 +164,6 @@ def read_input(path: str, limit: int) -> bytes:
 
 def _read_header(path: str, limit: int) -> str:
     """The --header file as text, or InputError blaming the header (never the checked file)."""
-    from solve_in_lean.errors import InputError
     from solve_in_lean.lean.source import validate_input
 
     try:
