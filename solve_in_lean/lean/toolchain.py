@@ -160,8 +160,10 @@ def lake_environment(lake: str, project: str) -> dict[str, str]:
 
 
 def lean_in(env: dict[str, str]) -> str:
-    """The `lean` binary Lake's environment puts first on PATH."""
-    lean = shutil.which("lean", path=env.get("PATH", ""))
+    """The project toolchain's `lean`: under Lake's LEAN_SYSROOT, else first on its PATH."""
+    sysroot = Path(env.get("LEAN_SYSROOT", "")) / "bin" / "lean"
+    lean = str(sysroot) if env.get("LEAN_SYSROOT") and os.access(sysroot, os.X_OK) else \
+        shutil.which("lean", path=env.get("PATH", ""))
     if lean is None:
         raise LeanUnavailable(f"`lake env` gives no `lean` on its PATH; {SETUP_HINT}")
     return lean
