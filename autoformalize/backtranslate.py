@@ -6,7 +6,6 @@ judge can compare the back-translation with the original problem sentence by sen
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +39,7 @@ def backtranslate_many(lean_texts: Sequence[str], generator: GeneratorLike, *, p
     results = list(results) if results is not None else [None] * len(lean_texts)
     batch = [render(tmpl, chat=chat, lean=lean.strip(), result=_result_line(res))
              for lean, res in zip(lean_texts, results)]
-    outs = generate_texts(generator, batch, dataclasses.replace(params, n=1), 1)
+    outs = generate_texts(generator, batch, params, 1, tmpl.stop)
     return [clean(out[0][0]) for out in outs]
 
 

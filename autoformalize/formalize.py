@@ -217,8 +217,9 @@ class _Run:
         return c
 
     def sample(self, k: int) -> list[Candidate]:
-        prompt = render(template(self.prompts, "formalize"), chat=self.chat, problem=self.text, kind=self.kind)
-        texts = generate_texts(self.generator, [prompt], dataclasses.replace(self.params, n=k), k)[0]
+        tmpl = template(self.prompts, "formalize")
+        prompt = render(tmpl, chat=self.chat, problem=self.text, kind=self.kind)
+        texts = generate_texts(self.generator, [prompt], self.params, k, tmpl.stop)[0]
         return [self._add(t, e, round=0, sample=i, parent=None, task="formalize", prompt=prompt)
                 for i, (t, e) in enumerate(texts)]
 
@@ -253,7 +254,7 @@ class _Run:
                                 errors=head.feedback))
             heads.append((head, len(members)))
         n = max(size for _, size in heads)
-        outs = generate_texts(self.generator, batch, dataclasses.replace(self.params, n=n), n)
+        outs = generate_texts(self.generator, batch, self.params, n, tmpl.stop)
         new = []
         for (head, size), prompt, texts in zip(heads, batch, outs):
             new += [self._add(t, e, round=round, sample=j, parent=head.index, task="formalize_repair",
@@ -275,8 +276,7 @@ class _Run:
             tmpl = template(self.prompts, "judge")
             batch = [render(tmpl, chat=self.chat, problem=self.text, lean=c.problem.statement.strip(),
                             backtranslation=c.backtranslation or "(no back-translation)") for c in judged]
-            for c, texts in zip(judged, generate_texts(self.generator, batch,
-                                                       dataclasses.replace(self.params, n=1), 1)):
+            for c, texts in zip(judged, generate_texts(self.generator, batch, self.params, 1, tmpl.stop)):
                 c.judge_text = texts[0][0][:MAX_RAW_CHARS]
                 c.verdict = parse_verdict(c.judge_text)
         for c in judged:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -38,11 +39,14 @@ def prompt_hash(prompt: str | list[dict]) -> str:
     return hashlib.sha256(json.dumps(prompt, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def generate_texts(generator: Any, prompts: Sequence[Any], params: Any, n: int) -> list[list[tuple[str, str | None]]]:
-    """Per prompt, `n` (text, error) pairs from one batched call; a short or malformed reply from
-    the generator gives ("", reason) entries rather than an exception."""
+def generate_texts(generator: Any, prompts: Sequence[Any], params: Any, n: int,
+                   stop: Sequence[str] = ()) -> list[list[tuple[str, str | None]]]:
+    """Per prompt, `n` (text, error) pairs from one batched call, ended by the template's `stop`
+    strings as well as the caller's; a short or malformed reply from the generator gives
+    ("", reason) entries rather than an exception."""
     if not prompts:
         return []
+    params = dataclasses.replace(params, n=n, stop=tuple(dict.fromkeys((*params.stop, *stop))))
     outs = list(generator.generate(list(prompts), params))
     outs += [[]] * (len(prompts) - len(outs))
     return [completion_texts(out if isinstance(out, Sequence) else [], n) for out in outs[:len(prompts)]]

@@ -28,7 +28,7 @@ from solve_in_lean.models.base import SamplingParams  # noqa: E402
 from solve_in_lean.models.scripted import ScriptedGenerator  # noqa: E402
 from solve_in_lean.models.tiny import build_tiny_model  # noqa: E402
 from solve_in_lean.pipeline import PipelineConfig, run_problem  # noqa: E402
-from solve_in_lean.solve import SolveConfig  # noqa: E402
+from solve_in_lean.options import SolveOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train_sample.jsonl"
@@ -75,8 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gen = load_generator("transformers", str(build_tiny_model(Path(tmp) / "tiny")))
         rows = [json.loads(line) for line in GSM8K.read_text().splitlines()[: args.problems]]
-        cfg = PipelineConfig(formalize_k=2, formalize_rounds=1, header=HEADER,
-                             solve=SolveConfig(k=2, rounds=1, cot_k=2))
+        cfg = PipelineConfig(options=SolveOptions(samples=2, rounds=1, formalize_samples=2, cot_samples=2),
+                             header=HEADER)
         run_problem(rows[0], gen, checker, params=params, cfg=cfg)  # warm-up: model load, sympy imports
         results["tiny_model"] = summarize("tiny-model", [run_problem(r, gen, checker, params=params, cfg=cfg)
                                                         for r in rows])
@@ -87,7 +87,7 @@ def main() -> None:
         "id": f"v{i}", "source": "Two plus two?", "kind": "compute", "header": HEADER,
         "statement": statement.replace("q_answer", f"q{i}_answer").replace("theorem q ", f"theorem q{i} ")}}
         for i in range(args.problems)]
-    vcfg = PipelineConfig(explain_with_model=False, solve=SolveConfig(k=4, rounds=0, cot_k=2))
+    vcfg = PipelineConfig(explain_with_model=False, options=SolveOptions(samples=4, rounds=0, cot_samples=2))
     script = ScriptedGenerator(verified_script)
     run_problem(items[0], script, checker, params=params, cfg=vcfg)
     records = [run_problem(it, script, checker, params=params, cfg=vcfg) for it in items]

@@ -17,19 +17,22 @@ from autoformalize.problem import FormalProblem, minif2f_problem
 from solve_in_lean.informal import informal_answer, template_explanation
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
-from solve_in_lean.solve import SolveConfig, chain_of_thought, solve
+from solve_in_lean.options import SolveOptions
+from solve_in_lean.solve import chain_of_thought, solve
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
+from solve_in_lean.verify import Policy
 
 
 @dataclass
 class PipelineConfig:
-    formalize_k: int = 4
-    formalize_rounds: int = 1
-    judge: bool = True
+    """One problem's run: the options (samples, rounds, the one Lean timeout for statements and
+    solutions alike, ...), the Lean header and the verification policy."""
+
+    options: SolveOptions = field(default_factory=SolveOptions)
+    header: str = DEFAULT_HEADER
+    policy: Policy = field(default_factory=Policy)
     explain_with_model: bool = True
     """Back-translate the verified Lean into an explanation; else a plain template."""
-    header: str = DEFAULT_HEADER
-    solve: SolveConfig = field(default_factory=SolveConfig)
 
 
 def problem_text(item: dict[str, Any]) -> str:
@@ -51,12 +54,16 @@ def formal_of(item: dict[str, Any]) -> FormalProblem | None:
 
 def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker, *, params: SamplingParams,
                 cfg: PipelineConfig | None = None) -> dict[str, Any]:
-    """Run every stage for one problem. Never raises for bad model output or bad Lean."""
+    """Run every stage for one problem. Never raises for bad model output or bad Lean; raises
+    InputError for a problem text longer than the options allow (a batch records it)."""
     cfg = cfg or PipelineConfig()
+    o = cfg.options
     model_t, lean_t = BusyTimer(), BusyTimer()
     gen, lean = TimedGenerator(generator, model_t), TimedChecker(checker, lean_t)
     start = time.perf_counter()
     question = problem_text(item)
+    if question:
+        o.check_problem(question)
     record: dict[str, Any] = {"id": str(item.get("id", item.get("name", ""))), "question": question,
                               "stages": {}, "timings": {}}
     if item.get("answer") is not None:
@@ -65,20 +72,21 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
     formal = formal_of(item)
     t = time.perf_counter()
     if formal is None and question:
-        fres = formalize(question, gen, lean, params=params, k=cfg.formalize_k, rounds=cfg.formalize_rounds,
-                         header=cfg.header, id=record["id"] or "problem", judge=cfg.judge)
+        fres = formalize(question, gen, lean, params=params, k=o.formalize_samples, rounds=o.rounds,
+                         header=cfg.header, id=record["id"] or "problem", judge=o.judge, timeout_s=o.timeout_s)
         record["stages"]["formalize"] = fres.to_dict()
         formal = fres.best.problem if fres.best else None
     record["timings"]["formalize_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if formal is not None:
-        sres = solve(formal, gen, lean, params=params, cfg=cfg.solve)
+        sres = solve(formal, gen, lean, params=params, options=o, policy=cfg.policy)
         record["stages"]["solve"] = sres.to_dict()
         record["formal"] = formal.to_dict()
         answer, verified, proof = sres.answer, sres.verified, sres.proof
     else:
-        cot = chain_of_thought(question, gen, params=params, k=cfg.solve.cot_k) if question else (None, {}, [])
+        cot = chain_of_thought(question, gen, params=params, k=o.cot_samples) if question and o.cot_samples \
+            else (None, {}, [])
         record["stages"]["solve"] = {"skipped": "no statement elaborated", "cot_answer": cot[0],
                                      "cot_votes": cot[1], "cot_samples": cot[2]}
         answer, verified, proof = cot[0], False, None

@@ -20,22 +20,14 @@ from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import extract_answer, normalize, parse_lean_value, to_text
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
+from solve_in_lean.options import SolveOptions
 from solve_in_lean.prompts import get_prompt
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
 from solve_in_lean.verify import Policy, Target, VerifyRequest, verify_many
 
 
-@dataclass
-class SolveConfig:
-    k: int = 8
-    """Lean programs sampled per problem."""
-    rounds: int = 1
-    """Repair rounds: failed programs go back to the model with Lean's errors."""
-    cot_k: int = 4
-    """Chain-of-thought samples, voted, for the informal (unverified) answer."""
-    timeout_s: float | None = None
-    policy: Policy = field(default_factory=Policy)
-    max_errors_in_prompt: int = 5
+MAX_ERRORS_IN_PROMPT = 5
+"""Lean errors a repair prompt quotes: the first ones matter, the rest are usually consequences."""
 
 
 @dataclass
@@ -87,17 +79,20 @@ def target_of(problem: FormalProblem) -> Target:
     return Target(problem.theorem_name, problem.proposition(), params=params, args=args)
 
 
-def _generate(generator: Generator, prompts: list, params: SamplingParams) -> list[list[str]]:
-    return [[c.text for c in row] for row in generator.generate(prompts, params)]
+def _generate(generator: Generator, task: str, prompts: list, params: SamplingParams, n: int) -> list[list[str]]:
+    """`n` completions per prompt, ended by the task's stop strings as well as the caller's."""
+    stop = tuple(dict.fromkeys((*params.stop, *get_prompt(task).stop)))
+    return [[c.text for c in row] for row in generator.generate(prompts, replace(params, n=n, stop=stop))]
 
 
-def _check(problem: FormalProblem, codes: list[str | None], checker: LeanChecker, cfg: SolveConfig) -> list[Any]:
+def _check(problem: FormalProblem, codes: list[str | None], checker: LeanChecker, options: SolveOptions,
+           policy: Policy) -> list[Any]:
     """Verify every extracted program in parallel; None for completions with no Lean in them."""
     target = target_of(problem)
     answer_name = problem.answer_name if problem.kind == "compute" else None
     todo = [i for i, c in enumerate(codes) if c]
     verdicts = verify_many([VerifyRequest(codes[i], problem.header or None, target, answer_name) for i in todo],
-                           checker, policy=cfg.policy, timeout_s=cfg.timeout_s)
+                           checker, policy=policy, timeout_s=options.timeout_s)
     result: list[Any] = [None] * len(codes)
     for i, v in zip(todo, verdicts):
         result[i] = v
@@ -123,16 +118,17 @@ def _attempts(problem: FormalProblem, texts: list[str], codes: list[str | None],
     return attempts
 
 
-def _repair_prompt(problem: FormalProblem, attempt: Attempt, cfg: SolveConfig) -> Any:
-    errors = "\n".join(attempt.reasons[: cfg.max_errors_in_prompt])
+def _repair_prompt(problem: FormalProblem, attempt: Attempt) -> Any:
+    errors = "\n".join(attempt.reasons[:MAX_ERRORS_IN_PROMPT])
     return get_prompt("lean_repair").render(problem=problem.source, statement=problem.statement.strip(),
                                             code=attempt.code or "", errors=errors)
 
 
 def solve_formal(problem: FormalProblem, generator: Generator, checker: LeanChecker, *,
-                 params: SamplingParams, cfg: SolveConfig | None = None) -> SolveResult:
+                 params: SamplingParams, options: SolveOptions | None = None,
+                 policy: Policy | None = None) -> SolveResult:
     """Sample Lean solutions (compute) or proofs (prove), verify, repair, and vote."""
-    cfg = cfg or SolveConfig()
+    options, policy = options or SolveOptions(), policy or Policy()
     start = time.perf_counter()
     model_t, lean_t = BusyTimer(), BusyTimer()
     generator, checker = TimedGenerator(generator, model_t), TimedChecker(checker, lean_t)
@@ -140,21 +136,21 @@ def solve_formal(problem: FormalProblem, generator: Generator, checker: LeanChec
     task = "lean_solve" if problem.kind == "compute" else "prove"
     prompt = get_prompt(task).render(problem=problem.source, statement=problem.statement.strip(),
                                      header=problem.header)
-    texts = _generate(generator, [prompt], replace(params, n=cfg.k))[0]
+    texts = _generate(generator, task, [prompt], params, options.samples)[0]
     codes = [extract_lean(t) for t in texts]
-    result.attempts = _attempts(problem, texts, codes, _check(problem, codes, checker, cfg), 0,
+    result.attempts = _attempts(problem, texts, codes, _check(problem, codes, checker, options, policy), 0,
                                 [None] * len(texts))
-    for round_ in range(1, cfg.rounds + 1):
+    for round_ in range(1, options.rounds + 1):
         if problem.kind == "prove" and any(a.verified for a in result.attempts):
             break
         failed = [i for i, a in enumerate(result.attempts)
                   if a.round == round_ - 1 and not a.verified and a.code]
         if not failed:
             break
-        prompts = [_repair_prompt(problem, result.attempts[i], cfg) for i in failed]
-        texts = [row[0] for row in _generate(generator, prompts, replace(params, n=1))]
+        prompts = [_repair_prompt(problem, result.attempts[i]) for i in failed]
+        texts = [row[0] for row in _generate(generator, "lean_repair", prompts, params, 1)]
         codes = [extract_lean(t) for t in texts]
-        result.attempts += _attempts(problem, texts, codes, _check(problem, codes, checker, cfg),
+        result.attempts += _attempts(problem, texts, codes, _check(problem, codes, checker, options, policy),
                                      round_, list(failed))
     _aggregate(result)
     result.timings = {"model_s": model_t.seconds, "lean_s": lean_t.seconds,
@@ -180,7 +176,7 @@ def chain_of_thought(problem_text: str, generator: Generator, *, params: Samplin
                      k: int) -> tuple[str | None, dict[str, int], list[str]]:
     """Informal answers by chain of thought, majority-voted: (answer, votes, samples)."""
     prompt = get_prompt("cot").render(problem=problem_text)
-    texts = _generate(generator, [prompt], replace(params, n=k))[0]
+    texts = _generate(generator, "cot", [prompt], params, k)[0]
     votes: Counter[str] = Counter()
     for text in texts:
         raw = extract_answer(text)
@@ -192,15 +188,15 @@ def chain_of_thought(problem_text: str, generator: Generator, *, params: Samplin
 
 
 def solve(problem: FormalProblem, generator: Generator, checker: LeanChecker, *, params: SamplingParams,
-          cfg: SolveConfig | None = None) -> SolveResult:
+          options: SolveOptions | None = None, policy: Policy | None = None) -> SolveResult:
     """Lean first; chain of thought always too, so both the verified and informal figures exist."""
-    cfg = cfg or SolveConfig()
+    options = options or SolveOptions()
     start = time.perf_counter()
-    result = solve_formal(problem, generator, checker, params=params, cfg=cfg)
-    if problem.kind == "compute" and cfg.cot_k > 0 and problem.source:
+    result = solve_formal(problem, generator, checker, params=params, options=options, policy=policy)
+    if problem.kind == "compute" and options.cot_samples > 0 and problem.source:
         cot_t = BusyTimer()
         result.cot_answer, result.cot_votes, result.cot_samples = chain_of_thought(
-            problem.source, TimedGenerator(generator, cot_t), params=params, k=cfg.cot_k)
+            problem.source, TimedGenerator(generator, cot_t), params=params, k=options.cot_samples)
         result.timings["model_s"] += cot_t.seconds
         result.timings["total_s"] = time.perf_counter() - start
         if not result.verified:

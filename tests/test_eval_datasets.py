@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from solve_in_lean.eval.datasets import (DatasetError, detect_format, gsm8k_cot_text, load_items, select, usable)
+from solve_in_lean.eval.datasets import gsm8k_cot_text, select, usable
+from solve_in_lean.problems import DatasetError, detect_format, load_items
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT / "../shared/data/gsm8k/train_sample.jsonl"

@@ -48,7 +48,7 @@ def without_timings(obj):
 
 def test_killed_run_resumes_without_losing_or_redoing_an_item(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    args = eval_args(tiny_model_dir, out, "--limit", "8", "--samples", "2")
+    args = eval_args(tiny_model_dir, out, "--limit", "8", "--cot-samples", "2")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEAN_SOLVE_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "solve_in_lean", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -75,21 +75,25 @@ def test_killed_run_resumes_without_losing_or_redoing_an_item(tiny_model_dir, tm
 def test_same_seed_same_records_and_other_settings_are_refused(tiny_model_dir, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        result = invoke(eval_args(tiny_model_dir, out, "--limit", "2", "--samples", "2", "--seed", "3"))
+        result = invoke(eval_args(tiny_model_dir, out, "--limit", "2", "--cot-samples", "2", "--seed", "3",
+                                  "--cache", "off"))  # each run generates: their equality is the point
         assert result.exit_code == 0, result.output
         assert "accuracy" in result.stdout and "[95% confidence intervals" in result.stdout
     ra, rb = records(a), records(b)
     assert len(ra) == 2 and without_timings(ra) == without_timings(rb)
     assert ra[0]["item"]["question"] and len(ra[0]["samples"]) == 2  # the artefacts are kept
     config = json.loads((a / "config.json").read_text())
-    assert config["config"]["seed"] == 3 and config["config"]["sampling"]["temperature"] > 0
+    sampling = config["config"]["sampling"]
+    assert config["config"]["seed"] == 3 and sampling["temperature"] == 0 and sampling["n"] == 1
+    assert sampling["several_samples_temperature"] == 0.8  # the rule, recorded: 2 samples were asked
     assert len(config["config"]["data_sha256"]) == 64 and config["environment"]["python"]
 
-    other_seed = invoke(eval_args(tiny_model_dir, a, "--limit", "2", "--samples", "2", "--seed", "4"))
+    other_seed = invoke(eval_args(tiny_model_dir, a, "--limit", "2", "--cot-samples", "2", "--seed", "4",
+                                  "--cache", "off"))
     assert other_seed.exit_code == 2 and "holds a run with other settings" in other_seed.output
     assert "seed" in other_seed.output and "item_ids" in other_seed.output
-    other_tokens = invoke(eval_args(tiny_model_dir, a, "--limit", "2", "--samples", "2", "--seed", "3",
-                                    "--max-new-tokens", "13"))
+    other_tokens = invoke(eval_args(tiny_model_dir, a, "--limit", "2", "--cot-samples", "2", "--seed", "3",
+                                    "--cache", "off", "--max-new-tokens", "13"))
     assert other_tokens.exit_code == 2 and "sampling.max_new_tokens" in other_tokens.output
     assert records(a) == ra  # nothing was appended by the refused runs
 
@@ -112,7 +116,7 @@ def test_lean_tasks_run_on_the_kernel_with_the_tiny_model(kernel, tiny_model_dir
     header = tmp_path / "prelude.lean"
     header.write_text(MINI_PRELUDE)
     out = tmp_path / "prove"
-    result = invoke(["eval", "--task", "prove", "--data", TINY_EVAL, "--out", str(out), "-k", "1", "-k", "2",
+    result = invoke(["eval", "--task", "prove", "--data", TINY_EVAL, "--out", str(out), "-k", "1", "-k", "2", "-n", "2",
                      "--header", str(header), "-b", "kernel", "--model", str(tiny_model_dir),
                      "--max-new-tokens", "12", "--json"])
     assert result.exit_code == 0, result.output
@@ -129,7 +133,8 @@ def test_items_in_flight_give_the_same_records(tiny_model_dir, tmp_path):
     runs = {}
     for workers in ("1", "3"):
         out = tmp_path / f"w{workers}"
-        result = invoke(eval_args(tiny_model_dir, out, "--limit", "4", "--samples", "2", "--workers", workers))
+        result = invoke(eval_args(tiny_model_dir, out, "--limit", "4", "--cot-samples", "2", "--workers", workers,
+                                  "--cache", "off"))
         assert result.exit_code == 0, result.output
         from solve_in_lean.eval.run import load_run
 

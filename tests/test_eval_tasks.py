@@ -8,11 +8,12 @@ import pytest
 
 from lean_prelude import MINI_PRELUDE
 from scripting import by_task
-from solve_in_lean.eval.datasets import load_items
 from solve_in_lean.eval.tasks import (TaskContext, TaskOptions, quantity_recall, run_backtranslate, run_cot,
                                       run_formalize, run_lean_solve, run_prove, task_metrics)
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
+from solve_in_lean.options import SolveOptions
+from solve_in_lean.problems import load_items
 
 ITEMS = {it["id"]: it for it in load_items(Path(__file__).resolve().parents[1] / "examples/data/tiny_eval.jsonl")}
 PARAMS = SamplingParams(temperature=0.7, max_new_tokens=64)
@@ -20,8 +21,10 @@ PROOF = "```lean\ntheorem one_add_one : Eq (N.add N.one N.one) N.two := Eq.refl 
 WRONG = "```lean\ntheorem one_add_one : Eq (N.add N.one N.one) N.two := Eq.refl N.one\n```"
 
 
-def ctx(script, checker=None, **options):
-    return TaskContext(ScriptedGenerator(script), checker, PARAMS, TaskOptions(**options), MINI_PRELUDE)
+def ctx(script, checker=None, ks=(1,), **options):
+    """One sample of everything unless a test asks for more."""
+    solve = SolveOptions(**{"samples": 1, "rounds": 0, "formalize_samples": 1, "cot_samples": 1, **options})
+    return TaskContext(ScriptedGenerator(script), checker, PARAMS, TaskOptions(solve, ks), MINI_PRELUDE)
 
 
 def test_prove_counts_verified_samples_into_pass_at_k(kernel):
@@ -71,7 +74,7 @@ def test_backtranslate_judge_and_quantity_recall():
 def test_cot_majority_vote_and_metrics_with_an_error_record():
     item = {"id": "g", "dataset": "gsm8k", "question": "2 + 3?", "answer": "5"}
     rec = run_cot(item, ctx(by_task({"cot": ["So 5. The answer is 5.", "The answer is 6.", "The answer is 5."]}),
-                            samples=3))
+                            cot_samples=3))
     assert rec["prediction"] == "5" and rec["votes"] == {"5": 2, "6": 1} and rec["scores"] == {"accuracy": True}
     metrics = task_metrics("cot", [rec, {"id": "h", "error": "ValueError: boom"}], TaskOptions())
     assert metrics["errors"] == 1 and metrics["metrics"]["accuracy"]["value"] == 0.5  # the error counts as wrong

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from lean_prelude import MINI_PRELUDE
 from solve_in_lean.cli import app, _register
-from solve_in_lean.cli.formalize import read_problems
+from solve_in_lean.problems import english_problems, load_items
 from solve_in_lean.records import read_jsonl
 
 TESTS = Path(__file__).resolve().parent
@@ -57,17 +57,17 @@ def test_missing_model_says_which_and_how_to_get_it(tmp_path):
 def test_read_problems_fields_and_errors(tmp_path):
     f = tmp_path / "mix.jsonl"
     f.write_text('{"id": 1, "question": "Q?"}\n{"id": "b", "problem": "P?", "dataset": "math"}\n'
-                 '{"name": "c", "informal_statement": "Show S.", "kind": "prove"}\n')
-    assert read_problems(f) == [
-        {"id": "1", "text": "Q?", "dataset": "mix", "kind": None},
-        {"id": "b", "text": "P?", "dataset": "math", "kind": None},
-        {"id": "c", "text": "Show S.", "dataset": "mix", "kind": "prove"}]
+                 '{"name": "c", "informal_statement": "Show S.", "kind": "prove"}\n{"id": "d", "answer": 3}\n')
+    items, unusable = english_problems(load_items(f))
+    assert [(it["id"], it["question"], it["dataset"], it["meta"].get("kind")) for it in items] == [
+        ("1", "Q?", "mix", None), ("b", "P?", "math", None), ("c", "Show S.", "mix", "prove")]
+    assert unusable == ["d"]  # reported by the command, not silently dropped
     f.write_text('{"id": "a", "question": "Q?"}\n{"id": "a", "question": "R?"}\n')
     with pytest.raises(ValueError, match="appears twice"):
-        read_problems(f)
+        english_problems(load_items(f))
     f.write_text('{"id": "a", "answer": 3}\n')
-    with pytest.raises(ValueError, match="none of the fields"):
-        read_problems(f)
+    with pytest.raises(ValueError, match="no row of the file has a problem text"):
+        english_problems(load_items(f))
 
 
 @pytest.mark.slow
@@ -75,7 +75,7 @@ def test_tiny_model_through_the_command_reports_that_nothing_elaborated(tiny_mod
     header = tmp_path / "prelude.lean"
     header.write_text(MINI_PRELUDE)
     _register()
-    args = ["formalize", "Natalia sold 48 clips in April and half as many in May. How many in all?", "-k", "2",
+    args = ["formalize", "Natalia sold 48 clips in April and half as many in May. How many in all?", "--formalize-samples", "2",
             "--rounds", "0", "--backend", "kernel", "--header", str(header), "--model", str(tiny_model_dir),
             "--max-new-tokens", "16"]
     result = CliRunner().invoke(app, args)
@@ -87,7 +87,9 @@ BATCH_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {tests!r})
 from lean_prelude import MINI_PRELUDE
-from solve_in_lean.cli.formalize import formalize_batch, read_problems
+from solve_in_lean.cli.formalize import formalize_batch
+from solve_in_lean.options import SolveOptions
+from solve_in_lean.problems import english_problems, load_items
 from solve_in_lean.lean import get_checker
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
@@ -104,8 +106,9 @@ def answer(prompt, i):
         return GOOD
     return "Verdict: YES" if content.startswith("Original problem:") else "Find x, where x is two."
 
-formalize_batch(read_problems(source), output, ScriptedGenerator(answer), get_checker("kernel"),
-                params=SamplingParams(), progress=False, k=1, rounds=0, header=MINI_PRELUDE)
+formalize_batch(english_problems(load_items(source))[0], output, ScriptedGenerator(answer), get_checker("kernel"),
+                params=SamplingParams(), progress=False, header=MINI_PRELUDE,
+                options=SolveOptions(formalize_samples=1, rounds=0))
 """
 
 

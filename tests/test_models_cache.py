@@ -272,19 +272,19 @@ def test_model_config_round_trips_and_overrides(tmp_path):
     cfg_file.write_text('[model]\nbackend = "http"\nmodel = "served"\ncache = "c.sqlite"\ntemperature = 0.7\n'
                         'n = 4\nstop = ["\\n\\n"]\n[model.options]\nbase_url = "http://127.0.0.1:9/v1"\n')
     cfg = ModelConfig.from_file(cfg_file)
-    assert (cfg.backend, cfg.model, cfg.n, cfg.stop) == ("http", "served", 4, ("\n\n",))
+    assert (cfg.backend, cfg.model, cfg.sampling.n, cfg.sampling.stop) == ("http", "served", 4, ("\n\n",))
     assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     flags = cfg.with_overrides(temperature=None, seed=9, options=parse_options(["timeout_s=5", "endpoint=chat"]))
-    assert flags.temperature == 0.7 and flags.seed == 9
+    assert flags.sampling.temperature == 0.7 and flags.sampling.seed == 9
     assert flags.options == {"base_url": "http://127.0.0.1:9/v1", "timeout_s": 5, "endpoint": "chat"}
-    assert flags.sampling(n=8) == SamplingParams(n=8, temperature=0.7, stop=("\n\n",), seed=9)
+    assert flags.sampling == SamplingParams(n=4, temperature=0.7, stop=("\n\n",), seed=9)
     assert ModelConfig().model == DEFAULT_MODEL
     with pytest.raises(ValueError, match=r"unknown model config keys \['temprature'\]"):
         ModelConfig.from_dict({"temprature": 1.0})
     with pytest.raises(ValueError, match="known backends"):
         ModelConfig(backend="onnx")
     with pytest.raises(ValueError, match="temperature must be >= 0"):
-        ModelConfig(temperature=-1)
+        ModelConfig.from_dict({"temperature": -1})
     with pytest.raises(ValueError, match="expected key=value"):
         parse_options(["novalue"])
 
@@ -292,9 +292,9 @@ def test_model_config_round_trips_and_overrides(tmp_path):
 def test_generator_from_config_builds_and_caches(tiny_model_dir, tmp_path):
     plain = generator_from_config(ModelConfig(model=str(tiny_model_dir)))
     assert isinstance(plain, TransformersGenerator)
-    cfg = ModelConfig(model=str(tiny_model_dir), cache=str(tmp_path / "c.sqlite"), max_new_tokens=4)
+    cfg = ModelConfig(model=str(tiny_model_dir), cache=str(tmp_path / "c.sqlite"), sampling=SamplingParams(max_new_tokens=4))
     cached = generator_from_config(cfg)
     assert isinstance(cached, CachedGenerator) and cached._inner is None  # nothing loaded yet
-    [[c]] = cached.generate(["x"], cfg.sampling())
-    assert c.text == plain.generate(["x"], cfg.sampling())[0][0].text
+    [[c]] = cached.generate(["x"], cfg.sampling)
+    assert c.text == plain.generate(["x"], cfg.sampling)[0][0].text
     assert isinstance(cached.inner, TransformersGenerator) and len(cached) == 1

@@ -4,10 +4,13 @@ import pytest
 
 from lean_prelude import MINI_PRELUDE
 from scripting import by_task
+from scripting import task_of
+from solve_in_lean.errors import InputError
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
+from solve_in_lean.options import SAMPLED_TEMPERATURE, SamplingRule, SolveOptions
 from solve_in_lean.pipeline import PipelineConfig, run_problem
-from solve_in_lean.solve import SolveConfig
+from solve_in_lean.prompts import get_prompt
 
 QUESTION = "Sam has two apples and gets two more. How many apples does Sam have?"
 STATEMENT = ("```lean\nabbrev apples_answer : N := sorry\n"
@@ -26,8 +29,8 @@ def fill_statement(prompt, index):
 
 
 def cfg(**kw):
-    return PipelineConfig(formalize_k=2, formalize_rounds=1, header=MINI_PRELUDE,
-                          solve=SolveConfig(k=2, rounds=1, cot_k=2), **kw)
+    return PipelineConfig(options=SolveOptions(samples=2, rounds=1, formalize_samples=2, cot_samples=2),
+                          header=MINI_PRELUDE, **kw)
 
 
 def test_verified_end_to_end(kernel):
@@ -76,3 +79,48 @@ def test_no_answer_at_all(kernel):
     rec = run_problem({"id": "a3", "question": QUESTION}, gen, kernel, params=PARAMS, cfg=cfg())
     assert rec["status"] == "no answer" and rec["answer"] is None
     assert rec["informal"]["text"].startswith("No answer")
+
+
+class Recording(ScriptedGenerator):
+    """The scripted generator, remembering the task and sampling params of every request."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.requests = []
+
+    def generate(self, prompts, params):
+        self.requests += [(task_of(p), params) for p in prompts]
+        return super().generate(prompts, params)
+
+
+def test_every_stage_gets_its_prompts_stop_strings_and_the_sampling_rule(kernel):
+    inner = Recording(by_task({
+        "formalize": STATEMENT, "backtranslate": "Sam has 2 + 2 apples; how many?",
+        "judge": "They match. Verdict: yes", "lean_solve": fill_statement, "cot": "The answer is 4.",
+    }))
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=64, stop=("<|end|>",))
+    options = SolveOptions(samples=1, rounds=0, formalize_samples=3, cot_samples=2)
+    rec = run_problem({"id": "r1", "question": QUESTION}, SamplingRule(inner, auto_temperature=True), kernel,
+                      params=greedy, cfg=PipelineConfig(options=options, header=MINI_PRELUDE))
+    assert rec["verified"]
+    tasks = {task for task, _ in inner.requests}
+    assert {"formalize", "backtranslate", "judge", "lean_solve", "cot"} <= tasks
+    for task, params in inner.requests:
+        assert set(get_prompt(task).stop) <= set(params.stop) and "<|end|>" in params.stop, task
+        # several samples are sampled (with -n 1 too: formalizations and chains of thought), one stays greedy
+        assert params.temperature == (SAMPLED_TEMPERATURE if params.n > 1 else 0.0), (task, params)
+    assert {t for t, p in inner.requests if p.n > 1} == {"formalize", "cot"}
+
+    chosen = Recording(by_task({"formalize": STATEMENT, "lean_solve": fill_statement, "cot": "4",
+                                "backtranslate": "x", "judge": "Verdict: yes"}))
+    run_problem({"id": "r2", "question": QUESTION}, SamplingRule(chosen, auto_temperature=False), kernel,
+                params=greedy, cfg=PipelineConfig(options=options, header=MINI_PRELUDE))
+    assert all(p.temperature == 0.0 for _, p in chosen.requests)  # a temperature the user chose is kept
+
+
+def test_problem_longer_than_the_cap_is_an_input_error_before_any_model_call(kernel):
+    gen = Recording(by_task({}))
+    with pytest.raises(InputError, match="more than max_problem_chars=50"):
+        run_problem({"id": "long", "question": "x" * 51}, gen, kernel, params=PARAMS,
+                    cfg=PipelineConfig(options=SolveOptions(max_problem_chars=50), header=MINI_PRELUDE))
+    assert gen.requests == []

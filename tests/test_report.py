@@ -41,7 +41,7 @@ def cot_runs(tiny_model_dir, tmp_path_factory):
     """Two real runs on the same three GSM8K items: greedy, and a vote of three samples."""
     base = tmp_path_factory.mktemp("runs")
     runs = []
-    for name, extra in (("greedy", []), ("voted", ["--samples", "3"])):
+    for name, extra in (("greedy", ["--cot-samples", "1"]), ("voted", ["--cot-samples", "3"])):
         out = base / name
         result = invoke(["eval", "--task", "cot", "--data", GSM8K, "--limit", "3", "--out", out, "--model",
                          tiny_model_dir, "--max-new-tokens", "12", *extra])
@@ -80,7 +80,8 @@ def test_prove_run_gets_a_pass_at_k_curve(kernel, tiny_model_dir, tmp_path):
     header = tmp_path / "prelude.lean"
     header.write_text(MINI_PRELUDE)
     run = tmp_path / "prove"
-    result = invoke(["eval", "--task", "prove", "--data", TINY_EVAL, "--out", run, "-k", "1", "-k", "2", "--header",
+    result = invoke(["eval", "--task", "prove", "--data", TINY_EVAL, "--out", run, "-k", "1", "-k", "2", "-n", "2",
+                     "--header",
                      header, "-b", "kernel", "--model", tiny_model_dir, "--max-new-tokens", "8"])
     assert result.exit_code == 0, result.output
     result = invoke(["report", run, "--out", tmp_path / "rep"])

@@ -7,7 +7,8 @@ from autoformalize.problem import FormalProblem
 from lean_prelude import MINI_PRELUDE, needs_mathlib
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
-from solve_in_lean.solve import SolveConfig, solve, solve_formal
+from solve_in_lean.options import SolveOptions
+from solve_in_lean.solve import solve, solve_formal
 
 STATEMENT = ("abbrev sum_answer : N := sorry\n"
              "theorem two_sum (x : N) (h : Eq x (N.add N.two N.two)) : Eq x sum_answer := by sorry\n")
@@ -28,7 +29,7 @@ PARAMS = SamplingParams(temperature=0.7, max_new_tokens=64)
 
 def test_verified_answer_wins_the_vote(kernel, problem):
     gen = ScriptedGenerator([solution("N.four"), solution("N.three"), solution("N.four"), "no lean here"])
-    result = solve_formal(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=4, rounds=0))
+    result = solve_formal(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=4, rounds=0))
     assert result.verified and result.status == "verified"
     assert result.answer == "N.four"
     assert result.votes == {"N.four": 2}
@@ -41,7 +42,7 @@ def test_verified_answer_wins_the_vote(kernel, problem):
 def test_answer_of_a_rejected_theorem_is_not_counted(kernel, problem):
     # N.three computed, but the kernel rejects the theorem about it: no vote for N.three
     gen = ScriptedGenerator([solution("N.three")] * 3)
-    result = solve_formal(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=3, rounds=0))
+    result = solve_formal(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=3, rounds=0))
     assert not result.verified and result.votes == {} and result.answer is None
     assert result.status == "no answer"
     assert all(a.answer is None for a in result.attempts)
@@ -51,14 +52,14 @@ def test_answer_of_a_rejected_theorem_is_not_counted(kernel, problem):
 def test_changed_statement_is_rejected(kernel, problem):
     weakened = "theorem two_sum (x : N) (h : Eq x N.three) : Eq x sum_answer := h\n"
     gen = ScriptedGenerator([solution("N.three", weakened)])
-    result = solve_formal(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=1, rounds=0))
+    result = solve_formal(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=1, rounds=0))
     assert not result.verified
     assert any("does not prove the expected statement" in r for r in result.attempts[0].reasons)
 
 
 def test_repair_round_gets_real_lean_errors(kernel, problem):
     gen = ScriptedGenerator([solution("N.three"), solution("N.four")])
-    result = solve_formal(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=1, rounds=2))
+    result = solve_formal(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=1, rounds=2))
     assert [a.round for a in result.attempts] == [0, 1]
     assert result.attempts[1].parent == 0
     assert result.verified and result.answer == "N.four"
@@ -74,7 +75,7 @@ def test_unverified_falls_back_to_chain_of_thought(kernel, problem):
             return ["2 + 2 = 4. The answer is 4.", "The answer is 4.", "The answer is 5."][i]
         return solution("N.three")
     gen = ScriptedGenerator(script)
-    result = solve(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=2, rounds=0, cot_k=3))
+    result = solve(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=2, rounds=0, cot_samples=3))
     assert not result.verified and result.status == "unverified"
     assert result.answer == "4" and result.cot_answer == "4"
     assert result.cot_votes == {"4": 2, "5": 1}
@@ -84,7 +85,7 @@ def test_both_figures_reported_when_verified(kernel, problem):
     def script(prompt, i):
         content = prompt[-1]["content"]
         return "The answer is 4." if "```lean" not in content else solution("N.four")
-    result = solve(problem, ScriptedGenerator(script), kernel, params=PARAMS, cfg=SolveConfig(k=1, cot_k=1))
+    result = solve(problem, ScriptedGenerator(script), kernel, params=PARAMS, options=SolveOptions(samples=1, cot_samples=1))
     assert result.verified and result.answer == "N.four" and result.cot_answer == "4"
     d = result.to_dict()
     assert d["status"] == "verified" and d["attempts"][0]["lean"]["backend"] == "kernel"
@@ -97,7 +98,7 @@ PROVE = FormalProblem("t1", "", "prove", "theorem four_eq : Eq (N.add N.two N.tw
 def test_prove_whole_proof_with_repair(kernel):
     gen = ScriptedGenerator(["```lean\ntheorem four_eq : Eq (N.add N.two N.two) N.four := Eq.refl N.three\n```",
                              "```lean\ntheorem four_eq : Eq (N.add N.two N.two) N.four := Eq.refl N.four\n```"])
-    result = solve_formal(PROVE, gen, kernel, params=PARAMS, cfg=SolveConfig(k=1, rounds=1))
+    result = solve_formal(PROVE, gen, kernel, params=PARAMS, options=SolveOptions(samples=1, rounds=1))
     assert result.verified and result.status == "verified"
     assert "Eq.refl N.four" in result.proof
     assert len(result.attempts) == 2 and not result.attempts[0].verified
@@ -105,7 +106,7 @@ def test_prove_whole_proof_with_repair(kernel):
 
 def test_garbage_completions_do_not_crash(kernel, problem):
     gen = ScriptedGenerator(["", "\x00\x01" * 100, "```lean\n" + "x" * 200_000 + "\n```", "🙂" * 1000])
-    result = solve_formal(problem, gen, kernel, params=PARAMS, cfg=SolveConfig(k=4, rounds=1))
+    result = solve_formal(problem, gen, kernel, params=PARAMS, options=SolveOptions(samples=4, rounds=1))
     assert not result.verified
     assert len(result.attempts) >= 4
 
@@ -126,5 +127,5 @@ def test_gsm8k_problem_solved_with_norm_num():
             "    april + may = clips_answer := by\n  subst h₀ h₁; norm_num [clips_answer]\n```")
     with get_checker("repl", mathlib=True, timeout_s=300) as checker:
         result = solve_formal(problem, ScriptedGenerator([code]), checker, params=PARAMS,
-                              cfg=SolveConfig(k=1, rounds=0))
+                              options=SolveOptions(samples=1, rounds=0))
     assert result.verified and result.answer == "72"

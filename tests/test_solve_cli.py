@@ -13,7 +13,7 @@ import pytest
 from lean_prelude import MINI_PRELUDE
 
 QUESTION = "Sam has two apples and gets two more. How many apples does Sam have?"
-FAST = ["-k", "1", "--formalize-k", "1", "--cot-k", "1", "--rounds", "0", "--max-new-tokens", "8"]
+FAST = ["-n", "1", "--formalize-samples", "1", "--cot-samples", "1", "--rounds", "0", "--max-new-tokens", "8"]
 
 
 @pytest.fixture
@@ -87,7 +87,8 @@ def test_batch_resumes_after_kill_without_losing_or_redoing(kernel, tiny_model_d
     ([], "either a problem text or --input"),
     (["x", "--input", "f.jsonl"], "either a problem text or --input"),
     (["--input", "f.jsonl"], "--input needs --output"),
-    (["x", "-k", "0"], "at least 1"),
+    (["x", "-n", "0"], "--samples must be a whole number of at least 1"),
+    (["x", "--timeout", "inf"], "--timeout must be a positive, finite number"),
 ])
 def test_bad_arguments_exit_2(args, message):
     proc = cli(*args)

@@ -185,7 +185,7 @@ def test_config_errors_are_one_sentence(tmp_path):
 
 def test_statements_from_a_formalize_run_become_training_pairs(kernel, tmp_path):
     from scripting import by_task
-    from solve_in_lean.eval.datasets import load_items
+    from solve_in_lean.problems import load_items
     from solve_in_lean.eval.run import RECORDS, open_run, run_config
     from solve_in_lean.eval.tasks import TaskContext, TaskOptions, run_formalize
     from solve_in_lean.models.base import SamplingParams

@@ -1,86 +1,125 @@
-"""What every command shares: exit codes, one-sentence errors, JSON output, settings."""
+"""What the model-running commands share: option declarations, settings from file and flags,
+the checker, the generator, the header, output paths, JSON output.
+
+Helpers raise `solve_in_lean.errors` exceptions; the CLI turns them into one sentence and an
+exit code in one place (cli/__init__.py). Heavy imports happen inside the functions.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from typing import Annotated, Any, NoReturn, Optional
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 
-EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE = 0, 1, 2
+from solve_in_lean.errors import (EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError,
+                                  UnavailableError)
 
-# Options several commands share, declared once so they read and behave the same everywhere.
+__all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_UNAVAILABLE"]
+
+# Options the commands share, declared once so they read and behave the same everywhere.
 LeanBackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="Lean backend: repl | lake | kernel | auto")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Seconds per Lean check before Lean is killed.")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Seconds per Lean check (statements and "
+                                                                       "solutions alike; default 60).")]
+MathlibOpt = Annotated[Optional[bool], typer.Option("--mathlib/--no-mathlib",
+                                                    help="Use Mathlib (default: when it is installed).")]
+HeaderOpt = Annotated[Optional[str], typer.Option("--header", help="File with the imports/opens Lean code is checked "
+                                                                   "under (default: Mathlib).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name or local folder.")]
 ModelBackendOpt = Annotated[Optional[str], typer.Option("--model-backend", help="transformers | vllm | http")]
 ModelOptionOpt = Annotated[list[str], typer.Option("--model-option", help="Backend option key=value (repeatable).")]
 TemperatureOpt = Annotated[Optional[float], typer.Option(
-    "--temperature", help="Sampling temperature (default: the config's; 0.8 if that is 0 and several samples are asked).")]
+    "--temperature", help="Sampling temperature (default: the config's; requests for several samples use 0.8 "
+                          "when no temperature is set anywhere).")]
 MaxNewTokensOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", help="Tokens per completion.")]
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="Config file (TOML).")]
+CacheOpt = Annotated[Optional[str], typer.Option("--cache", help="Generation cache file (SQLite); `off` for none.")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="Config file (TOML, docs/config.md).")]
+SamplesOpt = Annotated[Optional[int], typer.Option("--samples", "-n", help="Lean programs or proofs sampled per "
+                                                                           "problem (default 8).")]
+RoundsOpt = Annotated[Optional[int], typer.Option("--rounds", help="Repair rounds with Lean's errors (default 1).")]
+FormalizeSamplesOpt = Annotated[Optional[int], typer.Option("--formalize-samples",
+                                                            help="Statements sampled per problem (default 4).")]
+CotSamplesOpt = Annotated[Optional[int], typer.Option("--cot-samples", help="Chains of thought voted for the "
+                                                                            "unverified answer (default 4).")]
+JudgeOpt = Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="The model judges back-translations "
+                                                                             "against the English (default on).")]
+MaxCharsOpt = Annotated[Optional[int], typer.Option("--max-problem-chars",
+                                                    help="Longest problem accepted (default 20000).")]
+RetryErrorsOpt = Annotated[bool, typer.Option("--retry-errors", help="Batch: rerun items whose run raised.")]
 
-
-def fail(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:
-    """Print one readable sentence on stderr and exit; no traceback for expected failures."""
-    typer.echo(f"lean-solve: {message}", err=True)
-    raise typer.Exit(code)
+FLAGS = {"backend": "--backend", "timeout_s": "--timeout", "mathlib": "--mathlib", "header": "--header",
+         "model": "--model", "backend_model": "--model-backend", "temperature": "--temperature",
+         "max_new_tokens": "--max-new-tokens", "cache": "--cache", "samples": "--samples", "rounds": "--rounds",
+         "formalize_samples": "--formalize-samples", "cot_samples": "--cot-samples", "judge": "--judge",
+         "max_problem_chars": "--max-problem-chars"}
 
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None, default=str) + "\n")
 
 
-def load_settings_or_fail(path: str | None) -> Any:
-    from solve_in_lean.config import ConfigError, load_settings
+def settings_from(config: str | None, *, backend: str | None = None, timeout: float | None = None,
+                  mathlib: bool | None = None, header: str | None = None, model: str | None = None,
+                  model_backend: str | None = None, model_option: list[str] | None = None,
+                  temperature: float | None = None, max_new_tokens: int | None = None, cache: str | None = None,
+                  seed: int | None = None, **solve: Any) -> Any:
+    """The config file's settings with the command's flags applied, all validated."""
+    from solve_in_lean.models import parse_options
+    from solve_in_lean.settings import load_settings
 
     try:
-        return load_settings(path)
-    except ConfigError as e:
-        fail(str(e))
-
-
-def make_checker(settings: Any, backend: str | None = None, *, timeout: float | None = None,
-                 mathlib: bool | None = None) -> Any:
-    """The Lean backend named on the command line or in the config, or a clear exit 2."""
-    from solve_in_lean.config import resolve_backend
-    from solve_in_lean.lean import BACKENDS, LeanUnavailable, get_checker
-
-    lean = settings.lean
-    name = resolve_backend(backend or lean.backend)
-    if name not in BACKENDS:
-        fail(f"unknown Lean backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
-    options: dict[str, Any] = dict(timeout_s=timeout or lean.timeout_s, memory_mb=lean.memory_mb,
-                                   workers=lean.workers)
-    if name != "kernel":
-        options["mathlib"] = lean.mathlib if mathlib is None else mathlib
-    try:
-        return get_checker(name, **options)
-    except LeanUnavailable as e:
-        fail(f"the {name} backend is not available: {e}")
-
-
-def make_generator(settings: Any, model_backend: str | None, model: str | None,
-                   options: list[str]) -> tuple[Any, Any]:
-    """(ModelConfig, generator) from config and flags, or a clear exit 2 saying how to get a model."""
-    from solve_in_lean.models import GenerationError, ModelConfig, generator_from_config, parse_options
-
-    try:
-        cfg = ModelConfig.from_dict(settings.model).with_overrides(
-            backend=model_backend, model=model, options=parse_options(options) or None)
+        options = parse_options(model_option or []) or None
     except ValueError as e:
-        fail(f"bad model settings: {e}")
+        raise InputError(f"--model-option: {e}") from None
+    cache_value: Any = None if cache is None else (False if cache.strip().lower() in ("off", "none", "") else cache)
+    if timeout is not None:
+        solve["timeout_s"] = timeout
+    return load_settings(config).with_flags(
+        lean={"backend": backend, "mathlib": mathlib, "header": header},
+        model={"backend": model_backend, "model": model, "options": options, "temperature": temperature,
+               "max_new_tokens": max_new_tokens, "seed": seed, "cache": cache_value},
+        solve=solve, flags=FLAGS)
+
+
+def fail(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:
+    """Stop the command with one sentence and `code` (printed once, by cli/__init__.py)."""
+    error = InputError(message) if code == EXIT_UNAVAILABLE else LeanSolveError(message)
+    error.exit_code = code
+    raise error
+
+
+def make_generator(settings: Any, *, cache_by_default: bool = False) -> tuple[Any, Any]:
+    """(ModelConfig, generator) from the settings: cached when the settings (or the command's
+    default) say so, behind the sampling rule of options.py. Loading errors become one sentence."""
+    from solve_in_lean.models import GenerationError, generator_from_config
+    from solve_in_lean.options import SamplingRule
+
+    cfg = settings.model_config(cache_by_default=cache_by_default)
+    if cfg.cache is not None:
+        check_writable_file(cfg.cache, "the generation cache", allow_existing=True)
     try:
-        return cfg, generator_from_config(cfg)
+        generator = generator_from_config(cfg)
     except GenerationError as e:
-        fail(no_model_message(cfg, e))
+        raise UnavailableError(no_model_message(cfg, e)) from None
+    return cfg, SamplingRule(generator, auto_temperature=settings.auto_temperature)
+
+
+@contextlib.contextmanager
+def model_errors(cfg: Any) -> Iterator[None]:
+    """A model that cannot be reached (at load or mid-run) becomes one sentence saying how to get one."""
+    from solve_in_lean.models import GenerationError
+
+    try:
+        yield
+    except GenerationError as e:
+        raise UnavailableError(no_model_message(cfg, e)) from None
 
 
 def no_model_message(cfg: Any, error: Exception) -> str:
     """Which model is missing and how to get one, in two sentences."""
-    from pathlib import Path
-
     what = f"no model available ({cfg.backend} backend, model {cfg.model!r}: {str(error).rstrip('.')})."
     if cfg.backend == "http":
         return (f"{what} Start an OpenAI-compatible server (`vllm serve MODEL`, or "
@@ -91,37 +130,108 @@ def no_model_message(cfg: Any, error: Exception) -> str:
             "or pass --model PATH to a local model folder.")
 
 
-def read_header(path: str | None) -> str:
-    """The header file's text, or the default Mathlib header."""
-    from pathlib import Path
-
+def read_header(settings: Any) -> str:
+    """The header file's text (settings or --header), or the default Mathlib header."""
     from autoformalize.formalize import DEFAULT_HEADER
 
+    path = settings.lean.header
     if path is None:
         return DEFAULT_HEADER
-    p = Path(path)
-    if not p.is_file():
-        fail(f"{path}: no such header file")
-    return p.read_text(encoding="utf-8")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the header file is not UTF-8 text") from None
+    except OSError as e:
+        raise InputError(f"{path}: the header file cannot be read ({e.strerror})") from None
 
 
-def check_header(checker: Any, header: str) -> None:
+def check_header(checker: Any, header: str, timeout_s: float) -> None:
     """Fail early when the header itself does not elaborate: nothing could, whatever the model."""
-    res = checker.check("", header=header)
+    res = checker.check("", header=header, timeout_s=timeout_s)
     if not res.ok:
         why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
-        fail(f"the header does not elaborate with the {res.backend or 'chosen'} Lean backend ({why}); "
-             "use a backend with Mathlib (`lean-solve setup --mathlib`) or pass --header FILE")
+        raise UnavailableError(f"the header does not elaborate with the {res.backend or 'chosen'} Lean backend "
+                               f"({why}); use a backend with Mathlib (`lean-solve setup --mathlib`) or pass "
+                               "--header FILE")
 
 
-def sampling_params(cfg: Any, *, temperature: float | None, max_new_tokens: int | None, k: int) -> Any:
-    """The config's sampling params with the flags applied; sampled (not greedy) when k > 1,
-    since k greedy samples are k copies of one."""
-    if temperature is None and cfg.temperature == 0 and k > 1:
-        temperature = DEFAULT_SAMPLING_TEMPERATURE
-    changes = {key: v for key, v in (("temperature", temperature), ("max_new_tokens", max_new_tokens))
-               if v is not None}
-    return cfg.sampling(**changes)
+def check_writable_file(path: str | Path, what: str, *, allow_existing: bool) -> Path:
+    """`path` can be created or appended to, checked before any model loads; else InputError."""
+    import os
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputError(f"{path}: {what} must be a file, and this is a directory; give a file name")
+    if p.exists():
+        if not allow_existing:
+            raise InputError(f"{path}: {what} already exists; choose another name")
+        if not os.access(p, os.W_OK):
+            raise InputError(f"{path}: {what} is not writable; choose another place or fix its permissions")
+        return p
+    _check_parent(p, path, what)
+    return p
 
 
-DEFAULT_SAMPLING_TEMPERATURE = 0.8
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """`path` is a directory we can write into, or can be made one; else InputError."""
+    import os
+
+    p = Path(path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise InputError(f"{path}: {what} must be a directory, and this is a file; choose another --out")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise InputError(f"{path}: {what} is not writable; choose another place or fix its permissions")
+        return p
+    _check_parent(p, path, what)
+    return p
+
+
+def _check_parent(p: Path, shown: str | Path, what: str) -> None:
+    import os
+
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{shown}: cannot create {what} there: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{shown}: cannot create {what} there: {parent} is not writable")
+
+
+@contextlib.contextmanager
+def run_lock(path: str | Path) -> Iterator[None]:
+    """One writer per run directory or output file (solve_in_lean.runlock)."""
+    from solve_in_lean.runlock import RunLock
+
+    with RunLock(path):
+        yield
+
+
+@contextlib.contextmanager
+def batch_io(text: str | None, input: str | None, output: str | None,
+             select: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], list[str]]]
+             ) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+    """The problems of a command run on one text or on `--input`, checked before any model loads:
+    (items to run, ids of rows without a usable problem). For a batch the results file must be
+    writable and readable (a damaged line is named), and the command holds its lock throughout."""
+    from solve_in_lean.batch import open_store
+    from solve_in_lean.problems import load_items
+
+    if (text is None) == (input is None):
+        raise InputError("give either a problem text or --input FILE")
+    if input is None:
+        if output is not None:
+            raise InputError("--output goes with --input FILE (a batch); for one problem use --json")
+        yield [{"id": "problem", "question": text}], []
+        return
+    if output is None:
+        raise InputError("--input needs --output FILE (the results file a rerun resumes)")
+    items, unusable = select(load_items(input))
+    path = check_writable_file(output, "the results file", allow_existing=True)
+    if path.exists() and path.resolve() == Path(input).resolve():
+        raise InputError(f"{output}: the results file must not be the input file")
+    path.parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the results file
+    with run_lock(path):
+        open_store(path)  # a damaged line is reported now, not after the model has loaded
+        yield items, unusable

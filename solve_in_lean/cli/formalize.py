@@ -8,45 +8,35 @@ from typing import Any, Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import (ConfigOpt, EXIT_OK, EXIT_REJECTED, LeanBackendOpt, MaxNewTokensOpt,
-                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, TemperatureOpt, TimeoutOpt,
-                                      check_header, fail, load_settings_or_fail, make_checker, make_generator,
-                                      no_model_message, print_json, read_header, sampling_params)
+from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, CacheOpt, ConfigOpt, FormalizeSamplesOpt, HeaderOpt,
+                                      JudgeOpt, LeanBackendOpt, MathlibOpt, MaxCharsOpt, MaxNewTokensOpt,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt,
+                                      TemperatureOpt, TimeoutOpt, batch_io, check_header,
+                                      make_generator, model_errors, print_json, read_header, settings_from)
+from solve_in_lean.errors import InputError
 
 
-def read_problems(path: str | Path) -> list[dict[str, Any]]:
-    """Problems of a JSONL file (any format `lean-solve eval` reads): id, English text, dataset, kind."""
-    from solve_in_lean.eval.datasets import TEXT_FIELDS, load_items
-
-    problems = []
-    for n, item in enumerate(load_items(path), start=1):
-        if not item["question"]:
-            raise ValueError(f"{path}: problem {n} has none of the fields {', '.join(TEXT_FIELDS)}")
-        kind = item["meta"].get("kind")
-        if kind not in (None, "compute", "prove"):
-            raise ValueError(f"{path}: problem {item['id']!r} has kind {kind!r}; expected compute or prove")
-        problems.append({"id": item["id"], "text": item["question"], "dataset": item["dataset"], "kind": kind})
-    return problems
-
-
-def formalize_batch(problems: list[dict[str, Any]], output: str | Path, generator: Any, checker: Any, *,
-                    params: Any, progress: bool | None = None, **options: Any) -> tuple[int, int]:
-    """Formalize every problem not yet in `output`, appending one record per finished problem.
-
-    A killed run loses at most the problem in flight; rerunning skips what is done.
-    Returns (problems already done, problems done now). `options` go to `formalize`.
-    """
+def formalize_one(item: dict[str, Any], generator: Any, checker: Any, *, params: Any, options: Any,
+                  header: str) -> Any:
+    """One problem's FormalizationResult: statements that elaborate, ranked (autoformalize.formalize)."""
     from autoformalize.formalize import formalize
-    from solve_in_lean.progress import track
-    from solve_in_lean.records import ResultStore
 
-    store = ResultStore(output)
-    before = sum(1 for p in problems if p["id"] in store)
-    todo = [p for p in problems if p["id"] not in store]
-    for p in track(todo, total=len(todo), description="formalizing", enabled=progress):
-        result = formalize(p["text"], generator, checker, params=params, id=p["id"], kind=p.get("kind"), **options)
-        store.add({**result.to_dict(), "dataset": p.get("dataset", "default")})
-    return before, len(todo)
+    text = options.check_problem(item["question"])
+    return formalize(text, generator, checker, params=params, k=options.formalize_samples, rounds=options.rounds,
+                     header=header, id=item["id"], kind=item["meta"].get("kind"), judge=options.judge,
+                     timeout_s=options.timeout_s)
+
+
+def formalize_batch(items: list[dict[str, Any]], output: str | Path, generator: Any, checker: Any, *, params: Any,
+                    options: Any, header: str, progress: bool | None = None, retry_errors: bool = False) -> Any:
+    """Formalize every problem not yet in `output` (batch.run_batch: resumable, per-problem errors)."""
+    from solve_in_lean.batch import run_batch
+
+    def record(item: dict[str, Any]) -> dict[str, Any]:
+        result = formalize_one(item, generator, checker, params=params, options=options, header=header)
+        return {**result.to_dict(), "dataset": item.get("dataset", "default")}
+
+    return run_batch(items, output, record, description="formalizing", progress=progress, retry_errors=retry_errors)
 
 
 @app.command()
@@ -55,18 +45,22 @@ def formalize(
     input: Optional[str] = typer.Option(
         None, "--input", "-i", help="JSONL of problems: id and question|problem|informal_statement."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="JSONL of results; a rerun resumes it."),
-    k: int = typer.Option(8, "-k", "--samples", help="Samples from the model per problem."),
-    rounds: int = typer.Option(2, "--rounds", help="Repair rounds with Lean's error messages."),
+    formalize_samples: FormalizeSamplesOpt = None,
+    rounds: RoundsOpt = None,
     kind: Optional[str] = typer.Option(None, "--kind", help="compute | prove (default: guessed from the text)."),
-    judge: bool = typer.Option(True, "--judge/--no-judge", help="Ask the model whether the back-translation matches."),
-    header: Optional[str] = typer.Option(None, "--header", help="File with the imports/opens (default: Mathlib)."),
+    judge: JudgeOpt = None,
+    max_problem_chars: MaxCharsOpt = None,
+    header: HeaderOpt = None,
     backend: LeanBackendOpt = None,
     timeout: TimeoutOpt = None,
+    mathlib: MathlibOpt = None,
     model: ModelOpt = None,
     model_backend: ModelBackendOpt = None,
     model_option: ModelOptionOpt = [],
     temperature: TemperatureOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
+    cache: CacheOpt = None,
+    retry_errors: RetryErrorsOpt = False,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
     config: ConfigOpt = None,
 ) -> None:
@@ -75,64 +69,54 @@ def formalize(
     Exit 0 when a statement elaborated (batch: when the batch finished), 1 when none did,
     2 when it could not run (no model, no Lean, bad input).
     """
-    if (text is None) == (input is None):
-        fail("give either a problem text or --input FILE")
-    if input is not None and output is None:
-        fail("--input needs --output FILE (the results file a rerun resumes)")
-    if k < 1 or rounds < 0:
-        fail("-k must be at least 1 and --rounds at least 0")
+    from solve_in_lean.problems import english_problems
+
     if kind not in (None, "compute", "prove"):
-        fail(f"--kind must be compute or prove, not {kind!r}")
-    problems: list[dict[str, Any]] = []
-    if input is not None:
-        if not Path(input).is_file():
-            fail(f"{input}: no such file")
-        try:
-            problems = read_problems(input)
-        except ValueError as e:
-            fail(str(e))
-    settings = load_settings_or_fail(config)
-    header_text = read_header(header)
-    checker = make_checker(settings, backend, timeout=timeout)
-    check_header(checker, header_text)
-    cfg, generator = make_generator(settings, model_backend, model, model_option)
-    params = sampling_params(cfg, temperature=temperature, max_new_tokens=max_new_tokens, k=k)
-    options = dict(k=k, rounds=rounds, header=header_text, judge=judge, timeout_s=timeout)
-    from solve_in_lean.models import GenerationError
+        raise InputError(f"--kind must be compute or prove, not {kind!r}")
+    from solve_in_lean.settings import make_checker
 
-    try:
+    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
+                             model_backend=model_backend, model_option=model_option, temperature=temperature,
+                             max_new_tokens=max_new_tokens, cache=cache, formalize_samples=formalize_samples,
+                             rounds=rounds, judge=judge, max_problem_chars=max_problem_chars)
+    with batch_io(text, input, output, english_problems) as (items, unusable):
+        if input is None:
+            settings.solve.check_problem(text or "")
+            items = [{**items[0], "meta": {"kind": kind}}]
+        header_text = read_header(settings)
+        checker = make_checker(settings)
         with checker:
-            if input is not None:
-                _run_batch(problems, output, generator, checker, params, options, json_out)
-            else:
-                _run_one(text, kind, generator, checker, params, options, json_out)
-    except GenerationError as e:
-        fail(no_model_message(cfg, e))
+            check_header(checker, header_text, settings.solve.timeout_s)
+            mcfg, generator = make_generator(settings)
+            with generator, model_errors(mcfg):
+                if input is not None:
+                    summary = formalize_batch(items, output, generator, checker, params=mcfg.sampling,
+                                              options=settings.solve, header=header_text, retry_errors=retry_errors)
+                    _print_batch(summary, unusable, output, json_out)
+                else:
+                    _print_one(formalize_one(items[0], generator, checker, params=mcfg.sampling,
+                                             options=settings.solve, header=header_text), json_out)
 
 
-def _run_batch(problems: list[dict[str, Any]], output: str, generator: Any, checker: Any, params: Any,
-               options: dict[str, Any], json_out: bool) -> None:
+def _print_batch(summary: Any, unusable: list[str], output: str, json_out: bool) -> None:
     from autoformalize.metrics import format_table, metrics_by_dataset
-    from solve_in_lean.records import read_jsonl
 
-    before, now = formalize_batch(problems, output, generator, checker, params=params, **options)
-    ids = {p["id"] for p in problems}
-    metrics = metrics_by_dataset(r for r in read_jsonl(output) if r["id"] in ids)
+    metrics = metrics_by_dataset(r for r in summary.records.values() if "error" not in r)
     if json_out:
-        print_json({"output": output, "problems": len(problems), "resumed": before, "done_now": now,
-                    "metrics": metrics})
+        print_json({"output": output, "problems": summary.total, "finished": summary.finished,
+                    "resumed": summary.resumed, "done_now": summary.done_now, "errors": summary.errors,
+                    "unusable": unusable, "metrics": metrics})
     else:
-        typer.echo(f"{output}: {before + now} of {len(problems)} problems formalized "
-                   f"({before} from an earlier run, {now} now)")
+        typer.echo(f"{output}: {summary.finished} of {summary.total} problems formalized "
+                   f"({summary.resumed} from an earlier run, {summary.done_now} now, {summary.errors} errors)")
+        if unusable:
+            typer.echo(f"skipped {len(unusable)} rows with no problem text: "
+                       f"{', '.join(unusable[:10])}{', ...' if len(unusable) > 10 else ''}")
         typer.echo(format_table(metrics))
     raise typer.Exit(EXIT_OK)
 
 
-def _run_one(text: str, kind: str | None, generator: Any, checker: Any, params: Any, options: dict[str, Any],
-             json_out: bool) -> None:
-    from autoformalize.formalize import formalize as run
-
-    result = run(text, generator, checker, params=params, kind=kind, **options)
+def _print_one(result: Any, json_out: bool) -> None:
     best = result.best
     if json_out:
         print_json(result.to_dict())

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import EXIT_OK, fail, print_json
+from solve_in_lean.cli.common import EXIT_OK, check_writable_dir, print_json
+from solve_in_lean.errors import InputError
 
 
 @app.command("report")
@@ -27,15 +28,15 @@ def report_command(
     from pathlib import Path
 
     from solve_in_lean.eval.report import report
-    from solve_in_lean.eval.run import RunError
+    from solve_in_lean.eval.run import load_run
 
     if not 0 < alpha < 1:
-        fail("--alpha must be between 0 and 1")
+        raise InputError("--alpha must be between 0 and 1")
+    for run_dir in run_dirs:
+        load_run(run_dir).records()  # not a run, or a damaged records file: one sentence before any work
     target = Path(out) if out else Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("report")
-    try:
-        result = report(run_dirs, target, alpha=alpha)
-    except RunError as e:
-        fail(str(e))
+    check_writable_dir(target, "the report folder")
+    result = report(run_dirs, target, alpha=alpha)
     if json_out:
         print_json({k: v for k, v in result.items() if not k.endswith("text") and k != "table"})
     else:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import EXIT_OK, fail, no_model_message, print_json
+from solve_in_lean.cli.common import EXIT_OK, check_writable_dir, model_errors, print_json
 
 
 @app.command("transfer")
@@ -25,27 +25,15 @@ def transfer_command(
     Resumable: trained models and finished evaluation items are kept, so a rerun continues.
     Exit 0 when done, 2 when it could not run (bad config, no model, no Lean).
     """
-    from solve_in_lean.eval.datasets import DatasetError
-    from solve_in_lean.eval.run import RunError
-    from solve_in_lean.eval.transfer import ConfigError, load_config, run_rows, run_transfer
-    from solve_in_lean.lean import LeanUnavailable
-    from solve_in_lean.models import GenerationError, ModelConfig
+    from solve_in_lean.eval.transfer import load_config, run_rows, run_transfer
 
-    try:
-        cfg = load_config(mixtures, out=out)
-    except ConfigError as e:
-        fail(str(e))
+    cfg = load_config(mixtures, out=out)
+    check_writable_dir(cfg.out, "the output folder")
     progress, log = (False, None) if json_out else (None, typer.echo)
-    try:
+    with model_errors(cfg.settings.model):
         if only:
             _print_rows(run_rows(cfg, only, progress=progress, log=log), json_out)
         result = run_transfer(cfg, progress=progress, log=log)
-    except (ConfigError, DatasetError, RunError) as e:
-        fail(str(e))
-    except LeanUnavailable as e:
-        fail(f"the {cfg.lean['backend']} Lean backend is not available: {e}")
-    except GenerationError as e:
-        fail(no_model_message(ModelConfig.from_dict(cfg.model), e))
     if json_out:
         print_json(result.to_dict())
     else:

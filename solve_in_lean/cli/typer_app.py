@@ -20,7 +20,7 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except LeanSolveError as e:
             typer.echo(f"lean-solve: {e}", err=True)
-            raise click.exceptions.Exit(e.exit_code) from None
+            raise typer.Exit(e.exit_code) from None  # typer 0.29 has its own click: its Exit, not click's
 
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

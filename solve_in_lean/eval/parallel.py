@@ -7,24 +7,17 @@ at about the same time and sends them to the model as one batch (vLLM schedules 
 other threads wait on Lean. Results per prompt do not depend on the batch: every backend seeds
 each sequence from (seed, prompt, sample index).
 
-`run_parallel` is `batch.run_resumable` with a thread pool: the same record file, one fsynced
-line per finished item (in finishing order), errors recorded, GenerationError stops the run.
+The items themselves are run by `batch.run_batch` with `workers` threads.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
-from solve_in_lean.batch import BatchSummary
 from solve_in_lean.models.base import Completion, GenerationError, Generator, Prompt, SamplingParams
-from solve_in_lean.progress import track
-from solve_in_lean.records import ResultStore
 
 
 @dataclass
@@ -104,40 +97,3 @@ class BatchingGenerator(Generator):
             self._pending = []
             self._cv.notify_all()
         self._thread.join()
-
-
-def run_parallel(items: list[dict[str, Any]], output: str | Path, fn: Callable[[dict[str, Any]], dict[str, Any]],
-                 *, workers: int, description: str = "working", progress: bool | None = None,
-                 retry_errors: bool = False) -> BatchSummary:
-    """`fn` on every item not yet in `output`, `workers` at a time; one line per finished item."""
-    store = ResultStore(output)
-    lock = threading.Lock()
-
-    def done(item: dict[str, Any]) -> bool:
-        rec = store.records.get(str(item["id"]))
-        return rec is not None and not (retry_errors and "error" in rec)
-
-    todo = [it for it in items if not done(it)]
-    errors = 0
-
-    def one(item: dict[str, Any]) -> None:
-        nonlocal errors
-        try:
-            record = fn(item)
-        except GenerationError:
-            raise
-        except Exception as e:  # noqa: BLE001 - recorded with its traceback, the run goes on
-            record = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=8)}
-            with lock:
-                errors += 1
-        with lock:
-            store.add({**record, "id": item["id"]})
-
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(one, it) for it in todo]
-        for future in track(as_completed(futures), total=len(futures), description=description, enabled=progress):
-            if future.exception() is not None:
-                for f in futures:
-                    f.cancel()  # items not started stay undone; those running finish and are kept
-                raise future.exception()  # type: ignore[misc]
-    return BatchSummary(total=len(items), resumed=len(items) - len(todo), done_now=len(todo), errors=errors)

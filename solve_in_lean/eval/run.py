@@ -3,7 +3,7 @@
     RUN_DIR/config.json    what was run: task, data file and its hash, the items, seed, model
                            config, sampling, task options, Lean header and backend; plus the
                            environment it ran in (versions, start time), which is not compared
-    RUN_DIR/records.jsonl  one record per finished item, appended and fsynced (batch.run_resumable)
+    RUN_DIR/records.jsonl  one record per finished item, appended and fsynced (batch.run_batch)
     RUN_DIR/metrics.json   the task's metrics over the records, rewritten at the end of each run
 
 Running again into the same directory resumes it: finished items are skipped. A directory
@@ -21,10 +21,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from solve_in_lean.batch import BatchSummary, run_resumable
-from solve_in_lean.eval.datasets import file_sha256, load_items, select, usable
+from solve_in_lean.batch import BatchSummary, run_batch
+from solve_in_lean.errors import InputError
+from solve_in_lean.eval.datasets import select, usable
 from solve_in_lean.eval.tasks import NEEDS_LEAN, RUNNERS, TaskContext, TaskOptions, task_metrics
+from solve_in_lean.problems import detect_format, file_sha256, load_items
+from solve_in_lean.options import SAMPLED_TEMPERATURE
 from solve_in_lean.records import read_jsonl
+from solve_in_lean.runlock import RunLock
 
 CONFIG, RECORDS, METRICS = "config.json", "records.jsonl", "metrics.json"
 NOT_COMPARED = {("data",), ("model", "cache"), ("model", "cache_chunk_size")}
@@ -32,7 +36,7 @@ NOT_COMPARED = {("data",), ("model", "cache"), ("model", "cache_chunk_size")}
 compared) and where generations are cached."""
 
 
-class RunError(ValueError):
+class RunError(InputError):
     """The run directory cannot be used: another run's config, or not a run directory at all."""
 
 
@@ -104,7 +108,11 @@ class Run:
         path = self.dir / RECORDS
         if not path.exists():
             return []
-        by_id = {str(r["id"]): r for r in read_jsonl(path)}
+        try:
+            by_id = {str(r["id"]): r for r in read_jsonl(path)}
+        except ValueError as e:
+            raise RunError(f"{e}: the run's records file is damaged there; delete or repair that line (a "
+                           "resumed run redoes that item)") from None
         return [by_id[i] for i in self.config["item_ids"] if i in by_id]
 
     def metrics(self) -> dict[str, Any]:
@@ -149,6 +157,8 @@ def _record_fn(task: str, ctx: TaskContext) -> Callable[[dict[str, Any]], dict[s
 
     def one(item: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
+        if item.get("question"):
+            ctx.options.solve.check_problem(item["question"])  # too long: this item's error, the run goes on
         record = runner(item, ctx)
         return {"id": item["id"], "task": task, "dataset": item["dataset"], "item": item, **record,
                 "seconds": round(time.perf_counter() - start, 3)}
@@ -168,15 +178,15 @@ def execute(run: Run, items: list[dict[str, Any]], ctx: TaskContext, *, progress
         raise RunError(f"the {run.task} task needs a Lean checker")
     description = f"{run.task} {run.name}"
     if workers > 1:
-        from solve_in_lean.eval.parallel import BatchingGenerator, run_parallel
+        from solve_in_lean.eval.parallel import BatchingGenerator
 
         with BatchingGenerator(ctx.generator, workers) as batching:
-            summary = run_parallel(items, run.dir / RECORDS, _record_fn(run.task, replace(ctx, generator=batching)),
-                                   workers=workers, description=description, progress=progress,
-                                   retry_errors=retry_errors)
+            summary = run_batch(items, run.dir / RECORDS, _record_fn(run.task, replace(ctx, generator=batching)),
+                                workers=workers, description=description, progress=progress,
+                                retry_errors=retry_errors)
     else:
-        summary = run_resumable(items, run.dir / RECORDS, _record_fn(run.task, ctx), description=description,
-                                progress=progress, retry_errors=retry_errors)
+        summary = run_batch(items, run.dir / RECORDS, _record_fn(run.task, ctx), description=description,
+                            progress=progress, retry_errors=retry_errors)
     metrics = run.metrics()
     _write_json(run.dir / METRICS, metrics)
     return summary, metrics
@@ -202,8 +212,6 @@ class Selection:
 def select_items(task: str, data: str | Path, *, fmt: str = "auto", split: str | None = None,
                  limit: int | None = None, seed: int = 0) -> Selection:
     """Load a data file, keep the items the task can use, and draw `limit` of them under `seed`."""
-    from solve_in_lean.eval.datasets import detect_format
-
     loaded = load_items(data, fmt, split=split)
     fit = usable(task, loaded, data)
     if fmt == "auto":
@@ -223,7 +231,8 @@ def lean_headers(selection: Selection, header: str) -> list[str]:
 def evaluate(run_dir: str | Path, selection: Selection, ctx: TaskContext, *, model: dict[str, Any],
              progress: bool | None = None, retry_errors: bool = False,
              workers: int = 1) -> tuple[Run, BatchSummary, dict[str, Any]]:
-    """Open (or resume) the run of `selection` in `run_dir` and execute it."""
+    """Open (or resume) the run of `selection` in `run_dir` and execute it, as its only writer
+    (runlock.RunLock: a second process on the same directory stops with one sentence)."""
     checker = ctx.checker if selection.task in NEEDS_LEAN else None
     lean = None
     if checker is not None:
@@ -232,10 +241,14 @@ def evaluate(run_dir: str | Path, selection: Selection, ctx: TaskContext, *, mod
     config = run_config(task=selection.task, data=selection.data, data_sha256=selection.sha256,
                         data_format=selection.format, split=selection.split, limit=selection.limit,
                         seed=selection.seed, item_ids=[it["id"] for it in selection.items], model=model,
-                        sampling=ctx.params.to_dict(), options=ctx.options,
+                        sampling={**ctx.params.to_dict(),
+                                  "several_samples_temperature": SAMPLED_TEMPERATURE if ctx.auto_temperature else None},
+                        options=ctx.options,
                         header=ctx.header if checker is not None else "", lean=lean)
     env = {**environment(checker.lean_version if checker is not None else None), "workers": workers}
-    run = open_run(run_dir, config, env)
-    summary, metrics = execute(run, selection.items, ctx, progress=progress, retry_errors=retry_errors,
-                               workers=workers)
+    Path(run_dir).parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the run directory
+    with RunLock(run_dir):
+        run = open_run(run_dir, config, env)
+        summary, metrics = execute(run, selection.items, ctx, progress=progress, retry_errors=retry_errors,
+                                   workers=workers)
     return run, summary, metrics

@@ -20,10 +20,12 @@ from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import equivalent, extract_answer
 from solve_in_lean.eval.metrics import estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.errors import InputError
 from solve_in_lean.models.base import Generator, SamplingParams
-from solve_in_lean.prompts import get_prompt
+from solve_in_lean.options import SolveOptions
 from solve_in_lean.pipeline import PipelineConfig, run_problem
-from solve_in_lean.solve import SolveConfig, chain_of_thought, solve_formal
+from solve_in_lean.prompts import get_prompt
+from solve_in_lean.solve import chain_of_thought, solve_formal
 from solve_in_lean.verify import Policy
 
 TASKS = ("cot", "lean-solve", "formalize", "backtranslate", "prove")
@@ -32,39 +34,32 @@ NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """How hard each task tries; recorded in the run's config."""
+    """How hard each task tries (recorded in the run's config): the solve options, unchanged,
+    and the k of each pass@k the prove task reports.
 
-    samples: int = 1
-    """cot: answers voted; lean-solve: Lean programs per problem; prove: n, proofs sampled for pass@k."""
+    Per task: cot votes `cot_samples` chains of thought; lean-solve runs the whole pipeline with
+    every option; formalize samples `formalize_samples` statements with `rounds` repairs; prove
+    samples `samples` independent proofs (no repairs: they would make pass@k meaningless)."""
+
+    solve: SolveOptions = field(default_factory=SolveOptions)
     ks: tuple[int, ...] = (1,)
-    """prove: the k of each pass@k reported (each at most `samples`)."""
-    rounds: int = 0
-    """Repair rounds with Lean's errors (lean-solve, formalize). prove samples only: repairs would
-    make the samples dependent and pass@k meaningless."""
-    formalize_k: int = 1
-    """Statements sampled per problem (formalize; lean-solve when no statement is given)."""
-    cot_k: int = 1
-    """lean-solve: chain-of-thought samples for the unverified fallback answer."""
-    judge: bool = True
-    """Ask the model whether a back-translation matches the English (formalize, lean-solve)."""
-    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
-        if self.samples < 1 or self.formalize_k < 1 or min(self.ks, default=1) < 1:
-            raise ValueError("samples, formalize_k and every k must be at least 1")
-        if self.rounds < 0 or self.cot_k < 0:
-            raise ValueError("rounds and cot_k must be at least 0")
-        if self.ks and max(self.ks) > self.samples:
-            raise ValueError(f"pass@{max(self.ks)} needs at least {max(self.ks)} samples per problem, "
-                             f"got {self.samples}")
+        if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
+            raise InputError(f"every k of pass@k must be a whole number of at least 1, not {list(self.ks)}")
+        if self.ks and max(self.ks) > self.solve.samples:
+            raise InputError(f"pass@{max(self.ks)} needs at least {max(self.ks)} samples per problem, "
+                             f"got {self.solve.samples}; raise --samples")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "ks": list(self.ks)}
+        return {**self.solve.to_dict(), "ks": list(self.ks)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskOptions":
-        return cls(**{**d, "ks": tuple(d.get("ks", (1,)))})
+        d = dict(d)
+        ks = tuple(d.pop("ks", (1,)))
+        return cls(SolveOptions.from_dict(d), ks)
 
 
 @dataclass
@@ -76,6 +71,8 @@ class TaskContext:
     header: str = ""
     """Lean header for items that bring none (English problems, statements without a header)."""
     policy: Policy = field(default_factory=Policy)
+    auto_temperature: bool = False
+    """The generator applies the sampling rule (options.SamplingRule); recorded in the run's config."""
 
 
 def formal_problem(item: dict[str, Any], header: str) -> FormalProblem:
@@ -88,9 +85,9 @@ def formal_problem(item: dict[str, Any], header: str) -> FormalProblem:
 
 
 def run_cot(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    """Chain of thought in English; the majority answer of `samples` samples against the reference."""
+    """Chain of thought in English; the majority answer of `cot_samples` samples against the reference."""
     answer, votes, samples = chain_of_thought(item["question"], ctx.generator, params=ctx.params,
-                                              k=ctx.options.samples)
+                                              k=ctx.options.solve.cot_samples)
     return {"prediction": answer, "reference": item["answer"], "votes": votes, "samples": samples,
             "sample_answers": [extract_answer(s) for s in samples],
             "scores": {"accuracy": equivalent(answer, item["answer"])}}
@@ -98,10 +95,7 @@ def run_cot(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """The whole pipeline (formalize when needed, solve in Lean, explain); verified answers count."""
-    o = ctx.options
-    cfg = PipelineConfig(formalize_k=o.formalize_k, formalize_rounds=o.rounds, judge=o.judge, header=ctx.header,
-                         solve=SolveConfig(k=o.samples, rounds=o.rounds, cot_k=o.cot_k, timeout_s=o.timeout_s,
-                                           policy=ctx.policy))
+    cfg = PipelineConfig(options=ctx.options.solve, header=ctx.header, policy=ctx.policy)
     problem = {"id": item["id"], "question": item.get("question") or ""}
     if item.get("formal"):
         problem["formal"] = formal_problem(item, ctx.header).to_dict()
@@ -118,9 +112,9 @@ def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 def run_formalize(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Autoformalize the English; score the best statement (elaborates, judged faithful, cheap checks,
     and whether it equals a reference statement when the item has one)."""
-    o = ctx.options
+    o = ctx.options.solve
     reference = formal_problem(item, ctx.header) if item.get("formal") else None
-    result = formalize(item["question"], ctx.generator, _checker(ctx), params=ctx.params, k=o.formalize_k,
+    result = formalize(item["question"], ctx.generator, _checker(ctx), params=ctx.params, k=o.formalize_samples,
                        rounds=o.rounds, kind=reference.kind if reference else None, header=ctx.header,
                        id=item["id"], judge=o.judge, timeout_s=o.timeout_s)
     best = result.best
@@ -152,7 +146,8 @@ def run_backtranslate(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     text = backtranslate(problem.statement, ctx.generator, params=ctx.params)
     prompt = get_prompt("judge").render(problem=item["question"], lean=problem.statement.strip(),
                                         backtranslation=text or "(no back-translation)")
-    judge_text = ctx.generator.generate([prompt], dataclasses.replace(ctx.params, n=1))[0][0].text
+    stop = tuple(dict.fromkeys((*ctx.params.stop, *get_prompt("judge").stop)))
+    judge_text = ctx.generator.generate([prompt], dataclasses.replace(ctx.params, n=1, stop=stop))[0][0].text
     verdict = parse_verdict(judge_text)
     return {"statement": problem.statement, "original": item["question"], "backtranslation": text,
             "judge_text": judge_text, "verdict": verdict,
@@ -162,13 +157,13 @@ def run_backtranslate(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """`samples` independent whole proofs, each verified; pass@k by the unbiased estimator."""
-    o = ctx.options
     problem = formal_problem(item, ctx.header)
     result = solve_formal(problem, ctx.generator, _checker(ctx), params=ctx.params,
-                          cfg=SolveConfig(k=o.samples, rounds=0, cot_k=0, timeout_s=o.timeout_s, policy=ctx.policy))
+                          options=dataclasses.replace(ctx.options.solve, rounds=0, cot_samples=0), policy=ctx.policy)
     n, c = len(result.attempts), sum(a.verified for a in result.attempts)
-    scores: dict[str, Any] = {f"pass@{k}": pass_at_k(n, c, k) for k in o.ks}
-    if n in o.ks:
+    ks = ctx.options.ks
+    scores: dict[str, Any] = {f"pass@{k}": pass_at_k(n, c, k) for k in ks}
+    if n in ks:
         scores[f"pass@{n}"] = c > 0  # "any proof verified" is a yes/no outcome
     return {"solve": result.to_dict(), "samples": n, "correct": c, "proof": result.proof, "scores": scores}
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autoformalize.problem import FormalProblem
-from solve_in_lean.eval.datasets import DatasetError, file_sha256, formalized_item, gsm8k_cot_text, load_items
+from solve_in_lean.eval.datasets import gsm8k_cot_text
 from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.problems import DatasetError, file_sha256, formalized_item, load_items
 from solve_in_lean.prompts import get_prompt
 from solve_in_lean.records import read_jsonl
 from solve_in_lean.solve import target_of

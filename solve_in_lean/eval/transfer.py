@@ -18,26 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from solve_in_lean.errors import InputError
 from solve_in_lean.eval.finetune import TrainConfig, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TASKS, TaskContext, TaskOptions, metric_names
 from solve_in_lean.eval.trainingdata import TRAIN_TASKS, examples_from, mix, write_examples
 from solve_in_lean.models.base import Completion, Generator, Prompt, SamplingParams
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from solve_in_lean.settings import ConfigError, Settings, make_checker, read_toml, settings_from_tables
 
 BASE = "base"
-
-
-class ConfigError(ValueError):
-    """The experiment config is missing something or has a wrong value; the message says which."""
 
 
 @dataclass
@@ -66,10 +58,9 @@ class TransferConfig:
     path: Path
     out: Path
     seed: int
-    model: dict[str, Any]
-    """ModelConfig fields of the base model (backend, model, sampling, options)."""
+    settings: Settings
+    """The experiment's [lean], [model] and [solve] tables, read as every command reads them."""
     tiny_model: bool
-    lean: dict[str, Any]
     header: str
     train: TrainConfig
     examples: int
@@ -92,24 +83,27 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _eval_entry(raw: dict[str, Any], base: Path, where: str) -> EvalEntry:
-    known = {"name", "task", "data", "format", "split", "limit", "metric", "samples", "k", "rounds",
-             "formalize_k", "cot_k", "judge", "timeout_s"}
-    if bad := sorted(set(raw) - known):
-        raise ConfigError(f"{where}: unknown key(s) {bad}; known: {sorted(known)}")
+EVAL_KEYS = {"name", "task", "data", "format", "split", "limit", "metric", "k"}
+
+
+def _eval_entry(raw: dict[str, Any], base: Path, solve: Any, where: str) -> EvalEntry:
+    """One [[eval]] table; its solve option keys (samples, rounds, ...) override the [solve] table."""
+    option_keys = set(solve.to_dict()) - {"timeout_s"}
+    if bad := sorted(set(raw) - EVAL_KEYS - option_keys):
+        raise ConfigError(f"{where}: unknown key(s) {bad}; known: {sorted(EVAL_KEYS | option_keys)} "
+                          "(the Lean timeout is set once, as [lean] timeout_s)")
     if "task" not in raw or "data" not in raw:
         raise ConfigError(f"{where}: every [[eval]] needs a task and a data file")
     task = _task_name(raw["task"])
     if task not in TASKS:
         raise ConfigError(f"{where}: unknown task {raw['task']!r}; choose one of: {', '.join(TASKS)}")
-    ks = tuple(raw.get("k", [1])) if task == "prove" else (1,)
-    samples = raw.get("samples", max(ks) if task == "prove" else 1)
     try:
-        options = TaskOptions(samples=samples, ks=ks, rounds=raw.get("rounds", 0),
-                              formalize_k=raw.get("formalize_k", 1), cot_k=raw.get("cot_k", 1),
-                              judge=raw.get("judge", True), timeout_s=raw.get("timeout_s"))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from e
+        ks = tuple(raw.get("k", [1])) if task == "prove" else (1,)
+        options = TaskOptions(solve.replace(**{k: v for k, v in raw.items() if k in option_keys}), ks)
+    except (TypeError, InputError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if task == "cot" and options.solve.cot_samples < 1:
+        raise ConfigError(f"{where}: the cot task needs cot_samples of at least 1")
     metric = raw.get("metric")
     if metric is not None and metric not in metric_names(task, options):
         raise ConfigError(f"{where}: {task} has no metric {metric!r}; it has {metric_names(task, options)}")
@@ -120,36 +114,22 @@ def _eval_entry(raw: dict[str, Any], base: Path, where: str) -> EvalEntry:
 def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferConfig:
     """Read and check an experiment config; relative paths are relative to the config file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    known = {"out", "seed", "tiny_model", "examples", "workers", "model", "lean", "train", "data", "eval", "mixtures"}
+    data = read_toml(path)
+    known = {"out", "seed", "tiny_model", "examples", "workers", "model", "lean", "solve", "train", "data", "eval",
+             "mixtures"}
     if bad := sorted(set(data) - known):
         raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
     base = path.parent
-    model = _table(data, "model", str(path))
-    from solve_in_lean.models import ModelConfig
-
+    settings = settings_from_tables(data, path=path, root=base)
     try:
-        ModelConfig.from_dict(model)
         train_raw = _table(data, "train", str(path))
         if bad := sorted(set(train_raw) - {f.name for f in fields(TrainConfig)}):
             raise ConfigError(f"{path}: unknown [train] key(s) {bad}")
         train = TrainConfig(**{**train_raw, "seed": train_raw.get("seed", data.get("seed", 0))})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: {e}") from e
-    lean = {"backend": "auto", "timeout_s": 60.0, **_table(data, "lean", str(path))}
-    if bad := sorted(set(lean) - {"backend", "header", "timeout_s", "workers", "memory_mb", "mathlib"}):
-        raise ConfigError(f"{path}: unknown [lean] key(s) {bad}")
-    header = ""
-    if lean.get("header"):
-        header_path = base / lean["header"]
-        if not header_path.is_file():
-            raise ConfigError(f"{path}: [lean] header {header_path} does not exist")
-        header = header_path.read_text(encoding="utf-8")
+        raise ConfigError(f"{path}: [train] {e}") from None
+    if settings.lean.header is not None:
+        header = settings.lean.header.read_text(encoding="utf-8")
     else:
         from autoformalize.formalize import DEFAULT_HEADER
 
@@ -159,7 +139,7 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
         if _task_name(task) not in TRAIN_TASKS:
             raise ConfigError(f"{path}: [data] {task!r} is not a training task ({', '.join(TRAIN_TASKS)})")
         sources[_task_name(task)] = [base / v for v in ([value] if isinstance(value, str) else value)]
-    evals = [_eval_entry(e, base, f"{path} [[eval]] {i + 1}") for i, e in enumerate(data.get("eval", []))]
+    evals = [_eval_entry(e, base, settings.solve, f"{path} [[eval]] {i + 1}") for i, e in enumerate(data.get("eval", []))]
     mixtures = []
     for i, m in enumerate(data.get("mixtures", [])):
         weights = {_task_name(t): float(w) for t, w in m.get("weights", {}).items()}
@@ -173,9 +153,11 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
     names = [e.name for e in evals]
     if len(set(names)) != len(names) or len({m.name for m in mixtures} | {BASE}) != len(mixtures) + 1:
         raise ConfigError(f"{path}: eval names and mixture names must be unique (and no mixture called {BASE!r})")
+    if not data.get("tiny_model") and "model" not in _table(data, "model", str(path)):
+        raise ConfigError(f"{path}: [model] needs `model` (a hub name or folder), or set tiny_model = true")
     out_dir = Path(out) if out else (base / data["out"] if "out" in data else Path("runs") / path.stem)
-    return TransferConfig(path, out_dir, int(data.get("seed", 0)), model, bool(data.get("tiny_model", False)),
-                          lean, header, train, int(data.get("examples", 256)), max(1, int(data.get("workers", 1))),
+    return TransferConfig(path, out_dir, int(data.get("seed", 0)), settings, bool(data.get("tiny_model", False)),
+                          header, train, int(data.get("examples", 256)), max(1, int(data.get("workers", 1))),
                           sources, evals, mixtures)
 
 
@@ -236,9 +218,7 @@ def _hash(obj: Any) -> str:
 
 def _base_model(cfg: TransferConfig, log: Callable[[str], None]) -> str:
     if not cfg.tiny_model:
-        if "model" not in cfg.model:
-            raise ConfigError(f"{cfg.path}: [model] needs `model` (a hub name or folder), or set tiny_model = true")
-        return str(cfg.model["model"])
+        return cfg.settings.model.model
     from solve_in_lean.models.tiny import build_tiny_model
 
     path = cfg.out / "base-model"
@@ -293,19 +273,18 @@ class _LazyGenerator(Generator):
 
 def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: list[Any], checker: Any,
                   progress: bool | None, log: Callable[[str], None]) -> tuple[dict[str, float | None], dict[str, str]]:
-    from solve_in_lean.cli.common import DEFAULT_SAMPLING_TEMPERATURE
     from solve_in_lean.eval.run import evaluate
-    from solve_in_lean.models import ModelConfig, generator_from_config
+    from solve_in_lean.models import generator_from_config
+    from solve_in_lean.options import SamplingRule
 
-    mcfg = ModelConfig.from_dict({**cfg.model, "model": model_path, "seed": cfg.seed})
+    mcfg = cfg.settings.model_config(cache_by_default=False).with_overrides(model=model_path, seed=cfg.seed)
+    auto = cfg.settings.auto_temperature
     values, runs = {}, {}
-    with _LazyGenerator(lambda: generator_from_config(mcfg), mcfg.backend, mcfg.model) as generator:
+    lazy = _LazyGenerator(lambda: generator_from_config(mcfg), mcfg.backend, mcfg.model)
+    with SamplingRule(lazy, auto_temperature=auto) as generator:
         for entry, selection in zip(cfg.evals, selections):
-            params = mcfg.sampling()
-            if entry.options.samples > 1 and params.greedy:
-                params = replace(params, temperature=DEFAULT_SAMPLING_TEMPERATURE)
-            ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, params, entry.options,
-                              cfg.header)
+            ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, mcfg.sampling, entry.options,
+                              cfg.header, cfg.settings.lean.policy(), auto_temperature=auto)
             run_dir = cfg.out / "runs" / row / entry.name
             _, _, metrics = evaluate(run_dir, selection, ctx, model=mcfg.to_dict(), progress=progress,
                                      workers=cfg.workers)
@@ -321,7 +300,7 @@ def _check_headers(selections: list[Any], cfg: TransferConfig, checker: Any) -> 
     from solve_in_lean.eval.run import lean_headers
 
     for header in dict.fromkeys(h for s in selections for h in lean_headers(s, cfg.header)):
-        res = checker.check("", header=header)
+        res = checker.check("", header=header, timeout_s=cfg.settings.solve.timeout_s)
         if not res.ok:
             why = res.errors[0].text.split("\n")[0] if res.errors else (res.detail or res.status)
             raise ConfigError(f"a Lean header of the evaluation does not elaborate with the {checker.name} backend "
@@ -338,7 +317,6 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
     and training summary. Finished work is reused, so rows can run in separate processes (on a
     GPU, vLLM does not reliably free its memory within one) and be assembled later."""
     from solve_in_lean.eval.run import select_items
-    from solve_in_lean.lean import get_checker
 
     if unknown := sorted(set(rows) - set(row_names(cfg))):
         raise ConfigError(f"no row named {', '.join(map(repr, unknown))}; rows: {', '.join(row_names(cfg))}")
@@ -351,10 +329,7 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
                   or any(t in ("lean-solve", "prove") and w > 0 for m in mixtures for t, w in m.weights.items()))
     checker = None
     if needs_lean:
-        from solve_in_lean.config import resolve_backend
-
-        options = {k: cfg.lean[k] for k in ("workers", "memory_mb", "mathlib") if k in cfg.lean}
-        checker = get_checker(resolve_backend(cfg.lean["backend"]), timeout_s=float(cfg.lean["timeout_s"]), **options)
+        checker = make_checker(cfg.settings)
     out: dict[str, dict[str, Any]] = {}
     try:
         _check_headers(selections, cfg, checker)

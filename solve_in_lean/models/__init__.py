@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .base import Completion, GenerationError, Generator, Prompt, SamplingParams
@@ -44,12 +44,17 @@ def load_generator(backend: str, model: str, **options: object) -> Generator:
     return cls(model, **options)
 
 
+SAMPLING_KEYS = tuple(f.name for f in fields(SamplingParams))
+
+
 @dataclass
 class ModelConfig:
     """Which model runs where, how it samples by default, and where its generations are cached.
 
     Read from the `[model]` table of a TOML file (or a dict) and then overridden by CLI
-    flags; `to_dict` writes it back into run records so a run says what produced it.
+    flags; `to_dict` writes it back into run records so a run says what produced it. The
+    sampling keys of the table (n, temperature, top_p, max_new_tokens, stop, seed) make up
+    one `SamplingParams`, validated by it and by nothing else.
     """
 
     backend: str = "transformers"
@@ -58,26 +63,22 @@ class ModelConfig:
     cache: str | None = None
     """SQLite file for the generation cache; None disables caching."""
     cache_chunk_size: int = 64
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 512
-    stop: tuple[str, ...] = ()
-    seed: int | None = 0
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    """Default sampling of every request; stages change `n` and add their prompt's stop strings."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown generation backend {self.backend!r}; known backends: {', '.join(BACKENDS)}")
-        self.stop = tuple(self.stop)
-        self.sampling()  # validate the sampling fields now, not at the first generate
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """From a flat table: the ModelConfig keys plus the SamplingParams keys."""
+        own = {f.name for f in fields(cls)} - {"sampling"}
+        unknown = sorted(set(data) - own - set(SAMPLING_KEYS))
         if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
+            raise ValueError(f"unknown model config keys {unknown}; known keys: {sorted(own | set(SAMPLING_KEYS))}")
+        sampling = SamplingParams(**{k: v for k, v in data.items() if k in SAMPLING_KEYS})
+        return cls(**{k: v for k, v in data.items() if k in own}, sampling=sampling)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ModelConfig":
@@ -90,11 +91,13 @@ class ModelConfig:
         return cls.from_dict(data.get("model", data))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "stop": list(self.stop), "options": dict(self.options)}
+        """The flat table `from_dict` reads."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sampling"}
+        return {**own, "options": dict(self.options), **self.sampling.to_dict()}
 
     def with_overrides(self, **changes: object) -> "ModelConfig":
-        """A copy with the given fields replaced; None means "not given" (unset CLI flags).
-        `options` are merged into the existing ones rather than replacing them."""
+        """A copy with the given keys (own or sampling) replaced; None means "not given" (unset
+        CLI flags). `options` are merged into the existing ones rather than replacing them."""
         data = self.to_dict()
         for key, value in changes.items():
             if value is None:
@@ -104,11 +107,6 @@ class ModelConfig:
             else:
                 data[key] = value
         return ModelConfig.from_dict(data)
-
-    def sampling(self, **overrides: object) -> SamplingParams:
-        """Default sampling params of this config, with per-call changes (n=8 for a stage that votes)."""
-        base = {k: getattr(self, k) for k in ("n", "temperature", "top_p", "max_new_tokens", "stop", "seed")}
-        return SamplingParams(**{**base, **overrides})
 
 
 def generator_from_config(cfg: ModelConfig) -> Generator:

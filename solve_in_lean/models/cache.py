@@ -204,3 +204,57 @@ class CachedGenerator(Generator):
             self._inner.close()
         with self._lock:
             self._db.close()
+
+
+def cache_stats(path: str | Path) -> dict:
+    """What a cache file holds: its size, requests and completions per backend:model, and the
+    oldest and newest completion (Unix times)."""
+    path = Path(path)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        models: dict[str, dict[str, int]] = {}
+        for request, count in db.execute("SELECT r.request, COUNT(c.idx) FROM requests r "
+                                         "LEFT JOIN completions c ON c.key = r.key GROUP BY r.key"):
+            material = json.loads(request)
+            name = f"{material.get('backend')}:{material.get('model')}"
+            entry = models.setdefault(name, {"requests": 0, "completions": 0})
+            entry["requests"] += 1
+            entry["completions"] += count
+        oldest, newest = db.execute("SELECT MIN(created), MAX(created) FROM completions").fetchone()
+    finally:
+        db.close()
+    return {"path": str(path), "bytes": path.stat().st_size, "models": models,
+            "requests": sum(m["requests"] for m in models.values()),
+            "completions": sum(m["completions"] for m in models.values()), "oldest": oldest, "newest": newest}
+
+
+def prune_cache(path: str | Path, *, older_than_s: float | None = None, model: str | None = None) -> int:
+    """Delete completions created more than `older_than_s` ago and/or of `model` ("backend:model"
+    or just the model), then requests left without completions; compacts the file. Returns the
+    number of completions deleted."""
+    db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        keys = None
+        if model is not None:
+            keys = [key for key, request in db.execute("SELECT key, request FROM requests")
+                    if model in (f"{(m := json.loads(request)).get('backend')}:{m.get('model')}", m.get("model"))]
+        where, args = [], []
+        if older_than_s is not None:
+            where.append("created < ?")
+            args.append(time.time() - older_than_s)
+        deleted = 0
+        if keys is not None:
+            for i in range(0, len(keys), LOOKUP_BATCH):
+                part = keys[i:i + LOOKUP_BATCH]
+                cond = " AND ".join([f"key IN ({','.join('?' * len(part))})", *where])
+                deleted += db.execute(f"DELETE FROM completions WHERE {cond}", [*part, *args]).rowcount
+        else:
+            deleted = db.execute(f"DELETE FROM completions{' WHERE ' + ' AND '.join(where) if where else ''}",
+                                 args).rowcount
+        db.execute("DELETE FROM requests WHERE key NOT IN (SELECT DISTINCT key FROM completions)")
+        db.execute("COMMIT")
+        db.execute("VACUUM")
+    finally:
+        db.close()
+    return deleted
