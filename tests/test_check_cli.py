@@ -42,7 +42,8 @@ def test_verified_file_exits_0_with_json(files):
     [out] = json_lines(proc)
     assert out["ok"] is True and out["sorry"] is False and out["outcome"] == "verified"
     assert out["file"] == str(good)
-    assert out["axioms"] == {"Eq.symm": [], "two_add_two": []}
+    assert out["axioms"]["two_add_two"] == [] and out["axioms"]["Eq.symm"] == []  # the verifier may audit more
+    assert not any(out["axioms"].values())
     assert out["messages"] == [] and out["elapsed_s"] > 0
     assert out["backend"] == "kernel" and out["lean_version"].startswith("4.")
 
