@@ -273,7 +273,7 @@ def build_audit(code: str, *, target: Target | None, answer_name: str | None, ev
     for parts in extra:
         if parts not in audited:
             audited.add(parts)
-            footer_lines.append((_Line("axioms", render_name(parts), parts), f"#print axioms {_root(parts)}"))
+            footer_lines.append((_Line("axioms", render_name(parts), parts, False), f"#print axioms {_root(parts)}"))
     if target is not None:
         check = f"_lean_solve_target_{nonce}"
         args = f" {target.args}" if target.args else ""
@@ -310,12 +310,13 @@ def _map_back(audit: _Audit, m: Message, last: tuple[int, int]) -> tuple[str, Me
         return "pre", m
     if audit.in_body(m.line):
         shift = audit.pre_lines
-        end_line, end_col = m.end_line, m.end_column
+        end_line, end_col, text = m.end_line, m.end_column, m.text
         if end_line is not None:
             end_line -= shift
             if end_line > audit.code_header_lines + audit.code_lines:
                 end_line, end_col = last
-        return "code", Message(m.severity, m.line - shift, m.column, m.text, end_line, end_col, m.in_header)
+                text = _UNEXPECTED_FOOTER_TOKEN.sub("unexpected end of the code", text)
+        return "code", Message(m.severity, m.line - shift, m.column, text, end_line, end_col, m.in_header)
     return "footer", m
 
 

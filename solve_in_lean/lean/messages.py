@@ -124,3 +124,32 @@ def fold_internal_exceptions(messages: list[Message]) -> list[Message]:
                         m.end_line, m.end_column, m.in_header)
         out.append(m)
     return out
+
+
+def declarations_from_ilean(text: str, header_lines: int = 0) -> dict[str, int] | None:
+    """Declarations a `lean -i FILE` run recorded for its own module: name -> line (from 1) in
+    the code after `header_lines` header lines; those in the header are left out. Joins the
+    `decls` table (Lean 4.2x+; declarations with source ranges) and the constants of this module
+    with a definition site among `references` (which also lists `where` helpers such as
+    `t.aux`). None when the text is not an .ilean (the caller then has no list from Lean)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("references", data.get("decls")), dict):
+        return None
+    found: dict[str, int] = {}
+    for name, rng in (data.get("decls") or {}).items():
+        if isinstance(rng, list) and rng and isinstance(rng[0], int):
+            found[name] = rng[0] + 1
+    module = data.get("module")
+    for key, info in (data.get("references") or {}).items():
+        try:
+            ident = json.loads(key)["c"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # not a constant (a local variable, say)
+        definition = info.get("definition") if isinstance(info, dict) else None
+        if isinstance(ident, dict) and ident.get("m") == module and isinstance(definition, list) \
+                and definition and isinstance(definition[0], int):
+            found.setdefault(str(ident.get("n")), definition[0] + 1)
+    return {name: line - header_lines for name, line in found.items() if line > header_lines}

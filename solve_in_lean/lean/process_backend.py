@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import threading
 from abc import abstractmethod
 from typing import Any
 
 from solve_in_lean.lean.base import CheckResult, LeanChecker, Message, default_workers
-from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, parse_json_lines, uses_sorry
+from solve_in_lean.lean.messages import (axioms_from_messages, declarations_from_ilean, eval_outputs,
+                                         parse_json_lines, uses_sorry)
 from solve_in_lean.lean.process import RunResult, run_limited
 from solve_in_lean.lean.source import line_count
 
@@ -105,13 +108,20 @@ class ProcessChecker(LeanChecker):
         with self._flight_lock:
             self._in_flight += 1
             threads = self._threads()
-        try:
-            run = run_limited(self.command(threads), stdin_text=text, timeout_s=timeout_s,
-                              memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes,
-                              cwd=self.cwd(), env=self.env())
-        finally:
-            with self._flight_lock:
-                self._in_flight -= 1
-        result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
+        # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
+        # verifier audits beside the ones it read in the text
+        with tempfile.TemporaryDirectory(prefix="lean-solve-") as tmp:
+            ilean = os.path.join(tmp, "check.ilean")
+            try:
+                run = run_limited([*self.command(threads), "-i", ilean], stdin_text=text, timeout_s=timeout_s,
+                                  memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes,
+                                  cwd=self.cwd(), env=self.env())
+            finally:
+                with self._flight_lock:
+                    self._in_flight -= 1
+            result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
+            if result.completed and os.path.isfile(ilean):
+                with open(ilean, encoding="utf-8") as f:
+                    result.declarations = declarations_from_ilean(f.read(), header_lines)
         result.lean_version = self.lean_version
         return result
