@@ -224,7 +224,10 @@ def report(name: str, verdict: Any, *, header_name: str | None = None, color: bo
     for reason in reasons:
         lines += _indented("  - ", reason)
     for decl, axioms in res.axioms.items():
-        lines += _indented("  ", f"axioms of {decl}: {', '.join(axioms) if axioms else 'none'}")
+        if axioms:
+            lines += _indented("  ", f"axioms of {decl}: {', '.join(axioms)}")
+    if clean := [decl for decl, axioms in res.axioms.items() if not axioms]:
+        lines += _indented("  ", f"no axioms: {', '.join(clean)}")
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     if color:
