@@ -216,6 +216,10 @@ def test_unusable_file_says_what_happened(tmp_path, make, needle):
     assert out["outcome"] == "could not check" and out["status"] == "invalid_input" and needle in out["reasons"][0]
 
 
+def test_endless_device_is_not_read_to_the_end():
+    could_not_check(run("/dev/zero", "-b", "kernel", timeout=60), "/dev/zero", "over the limit")
+
+
 def test_unusable_stdin_says_what_happened():
     could_not_check(run("-", "-b", "kernel", stdin=b"\xff\xfe"), "<stdin>", "not valid UTF-8")
 
