@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from autoformalize.lexer import lex_prefix
+
 _OPEN = {"(": ")", "{": "}", "[": "]", "⦃": "⦄", "⟨": "⟩"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 _DECL = re.compile(r"(?m)^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:(?:private|protected|noncomputable)[ \t]+)*"
@@ -42,39 +44,43 @@ class TheoremParts:
         return " ".join(p for p in parts if p)
 
 
-def _skip_comment(text: str, i: int) -> int:
-    if text.startswith("--", i):
-        j = text.find("\n", i)
-        return len(text) if j < 0 else j
-    if text.startswith("/-", i):
-        depth, j = 1, i + 2
-        while j < len(text) and depth:
-            if text.startswith("/-", j):
-                depth, j = depth + 1, j + 2
-            elif text.startswith("-/", j):
-                depth, j = depth - 1, j + 2
-            else:
-                j += 1
-        return j
-    return i
+def _code_view(text: str) -> str:
+    """`text` with comments and string/char literals blanked and the inside of `«…»` names
+    replaced by `_`, offsets kept: what is left is what Lean reads as structure (brackets,
+    colons, keywords). Read by the Lean-faithful lexer; from text it cannot read on, blank."""
+    lexed, error = lex_prefix(text)
+    view = list(lexed.masked())
+    for tok in lexed.tokens:
+        if tok.escaped:
+            inside = False
+            for k in range(tok.start, tok.end):
+                if text[k] == "«":
+                    inside = True
+                elif text[k] == "»":
+                    inside = False
+                elif inside:
+                    view[k] = "_"
+    if error is not None:
+        view[error.offset:] = [c if c == "\n" else " " for c in view[error.offset:]]
+    return "".join(view)
 
 
-def _scan_top_level(text: str, start: int, stop_tokens: tuple[str, ...]) -> tuple[int, str | None]:
-    """First offset >= start where one of `stop_tokens` occurs outside brackets and comments."""
+def _without_comments(text: str) -> str:
+    """`text` with its comments blanked (strings kept), so a statement cut from it and joined
+    onto one line cannot be cut short by a `--` comment."""
+    lexed, _ = lex_prefix(text)
+    out = list(text)
+    for a, b in lexed.hidden:
+        if text.startswith(("--", "/-"), a):
+            out[a:b] = [c if c == "\n" else " " for c in text[a:b]]
+    return "".join(out)
+
+
+def _scan_top_level(view: str, start: int, stop_tokens: tuple[str, ...]) -> tuple[int, str | None]:
+    """First offset >= start where one of `stop_tokens` occurs outside brackets, in a `_code_view`."""
     depth: list[str] = []
-    i = start
-    while i < len(text):
-        j = _skip_comment(text, i)
-        if j != i:
-            i = j
-            continue
-        c = text[i]
-        if c == '"':
-            k = i + 1
-            while k < len(text) and text[k] != '"':
-                k += 2 if text[k] == "\\" else 1
-            i = k + 1
-            continue
+    for i in range(start, len(view)):
+        c = view[i]
         if c in _OPEN:
             depth.append(c)
         elif c in _CLOSE:
@@ -82,33 +88,35 @@ def _scan_top_level(text: str, start: int, stop_tokens: tuple[str, ...]) -> tupl
                 depth.pop()
         elif not depth:
             for tok in stop_tokens:
-                if text.startswith(tok, i):
+                if view.startswith(tok, i):
                     return i, tok
-        i += 1
-    return len(text), None
+    return len(view), None
 
 
 def parse_theorem(text: str, name: str | None = None) -> TheoremParts:
     """Find the theorem called `name` (else the last theorem/lemma/example) and split it."""
-    matches = list(_DECL.finditer(text))
+    view = _code_view(text)
+    matches = list(_DECL.finditer(view))
     if not matches:
         raise StatementError("no `theorem`, `lemma` or `example` in the text")
     chosen = None
     for m in matches:
-        decl_name = "" if m.group(1) == "example" else re.match(r"[^\s:({\[⦃]*", text[m.end():]).group(0)
+        decl_name = "" if m.group(1) == "example" else \
+            text[m.end():m.end() + len(re.match(r"[^\s:({\[⦃]*", view[m.end():]).group(0))]
         if name is None or decl_name == name:
             chosen = (m, decl_name)
     if chosen is None:
         raise StatementError(f"no theorem named `{name}` in the text")
     m, decl_name = chosen
     after_name = m.end() + len(decl_name)
-    colon, tok = _scan_top_level(text, after_name, (":=", ":"))
+    colon, tok = _scan_top_level(view, after_name, (":=", ":"))
     if tok != ":":
         raise StatementError(f"theorem `{decl_name}` has no `:` before its statement")
-    binders = " ".join(text[after_name:colon].split())
-    end, _ = _scan_top_level(text, colon + 1, (":=", "\ntheorem", "\nlemma", "\nexample", "\ndef ",
+    plain = _without_comments(text)
+    binders = " ".join(plain[after_name:colon].split())
+    end, _ = _scan_top_level(view, colon + 1, (":=", "\ntheorem", "\nlemma", "\nexample", "\ndef ",
                                                "\nabbrev ", "\n#"))
-    conclusion = " ".join(text[colon + 1:end].split())
+    conclusion = " ".join(plain[colon + 1:end].split())
     if not conclusion:
         raise StatementError(f"theorem `{decl_name}` has an empty statement")
     return TheoremParts(m.group(1), decl_name, binders, conclusion, m.start(), end)
@@ -119,9 +127,10 @@ _ABBREV = re.compile(r"(?m)^[ \t]*(?:noncomputable[ \t]+)?(?:abbrev|def)[ \t]+([
 
 def find_answer_def(text: str) -> tuple[str, str] | None:
     """The `abbrev NAME : TYPE := ...` of a compute statement, as (name, type)."""
-    for m in _ABBREV.finditer(text):
+    view = _code_view(text)
+    for m in _ABBREV.finditer(view):
         if m.group(1).endswith("answer"):
-            return m.group(1), m.group(2).strip()
+            return text[m.start(1):m.end(1)], text[m.start(2):m.end(2)].strip()
     return None
 
 

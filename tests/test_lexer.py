@@ -147,3 +147,17 @@ def test_lexer_agrees_with_lean_on_what_is_code(kernel, parts):
     result = kernel.check(src)
     theirs = sum(1 for m in result.messages if m.severity == "information" and m.text.startswith("inductive P"))
     assert ours == theirs, (src, result.messages)
+
+
+# --- the statement reader (autoformalize.statement) reads Lean text through the lexer ---------
+
+def test_statement_reader_skips_what_lean_skips():
+    from autoformalize.statement import find_answer_def, parse_theorem
+
+    text = ('-- theorem decoy : False := x\n/- theorem decoy2 : False -/\n'
+            'theorem t («a:b» : ℕ) (h : «x)» = \'(\') : «a:b» = 1 -- note: (\n  ∧ True := by simp\n')
+    parts = parse_theorem(text)
+    assert parts.name == "t"
+    assert parts.binders == "(«a:b» : ℕ) (h : «x)» = '(')"
+    assert parts.conclusion == "«a:b» = 1 ∧ True"
+    assert find_answer_def('/- abbrev x_answer : ℕ := 1 -/\nabbrev y_answer : ℚ := 2\n') == ("y_answer", "ℚ")
