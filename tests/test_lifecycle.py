@@ -234,7 +234,7 @@ def _popen_script(cmd: list[str], *, preexec: bool, track: bool) -> list[str]:
         from solve_in_lean.lean import lifecycle
 
         proc = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=lifecycle.child_preexec() if {preexec!r} else None)
+                                preexec_fn=lifecycle.child_preexec(register=False) if {preexec!r} else None)
         if {track!r}:
             lifecycle.track(proc)
         proc.stdin.write((MINI_PRELUDE + slow_proof(60)).encode())
@@ -375,4 +375,25 @@ def test_repl_server_dies_with_lean_solve(tmp_path, monkeypatch, marked, signo, 
     proc.send_signal(signo)
     proc.wait(timeout=30)
     assert proc.returncode == code
+    _assert_all_gone(mark)
+
+
+def test_child_registers_its_group_before_it_runs(lean_cmd, forking_lake, marked):
+    """The launcher forks Lean at once, and lean-solve dies before its thread gets to `track`
+    (a loaded machine can delay it that long): the child told the guard its group itself."""
+    mark, env = marked
+    script = _script(f"""
+        import subprocess, time
+        from lean_prelude import MINI_PRELUDE, slow_proof
+        from solve_in_lean.lean import lifecycle
+
+        proc = subprocess.Popen({[str(forking_lake), *lean_cmd]!r}, stdin=subprocess.PIPE,
+                                start_new_session=True, preexec_fn=lifecycle.child_preexec())
+        proc.stdin.write((MINI_PRELUDE + slow_proof(60)).encode())
+        proc.stdin.close()
+        time.sleep(60)  # never calls track
+    """)
+    proc, _ = _start(script, env, mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
     _assert_all_gone(mark)

@@ -26,6 +26,7 @@ they are reaped; dying in that instant leaves the guard a number the system coul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,6 +46,7 @@ _lock = threading.RLock()  # re-entrant: a signal handler may run while the main
 _groups: set[int] = set()
 _stopping = threading.Event()
 _guard: subprocess.Popen | None = None
+_old_guards: list[subprocess.Popen] = []
 _installed = False
 _previous: dict[int, Any] = {}
 
@@ -95,15 +97,22 @@ def _load_prctl() -> Callable[..., int] | None:
 _prctl = _load_prctl()
 
 
-def child_preexec(extra: Callable[[], None] | None = None) -> Callable[[], None]:
+def child_preexec(extra: Callable[[], None] | None = None, *, register: bool = True) -> Callable[[], None]:
     """A `preexec_fn` that makes the child receive SIGKILL when this thread dies, then runs `extra`.
 
     The death signal survives `exec` (including through `prlimit`), so Lean itself carries it.
     If lean-solve already died between fork and prctl, the child exits at once instead of
-    running orphaned.
+    running orphaned. With `register`, a child that leads its own group
+    (`start_new_session=True`) also tells the guard its group before it runs anything, so a
+    launcher that forks Lean (`lake env`) cannot get a grandchild past the guard. Call this
+    right before `Popen` (it starts the guard if none runs).
     """
     parent = os.getpid()
     prctl = _prctl
+    guard_fd = None
+    if register:
+        with _lock:
+            guard_fd = _guard_fd()
 
     def preexec() -> None:
         if prctl is not None:
@@ -111,10 +120,23 @@ def child_preexec(extra: Callable[[], None] | None = None) -> Callable[[], None]
                 raise OSError("prctl(PR_SET_PDEATHSIG) failed")
             if os.getppid() != parent:
                 os._exit(1)
+        if guard_fd is not None and os.getpgid(0) == os.getpid():
+            _register_from_child(guard_fd)
         if extra is not None:
             extra()
 
     return preexec
+
+
+def _register_from_child(guard_fd: int) -> None:
+    # SIGPIPE is back to its default here (subprocess restores it): a dead guard must cost an
+    # error, not the child's life. A dead guard's successor learns the group from `track`.
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            os.write(guard_fd, b"+%d\n" % os.getpid())
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
 
 
 def stopping() -> bool:
@@ -122,23 +144,38 @@ def stopping() -> bool:
     return _stopping.is_set()
 
 
-def _guard_send(line: str) -> None:
-    """Tell the guard about a group (caller holds `_lock`); a dead guard is replaced and told
-    every live group again."""
+def _guard_fd() -> int:
+    """The write end of the running guard's pipe, starting one (told every live group) if none
+    runs. Caller holds `_lock`."""
     global _guard
-    for _ in range(2):
-        if _guard is None or _guard.poll() is not None:
-            _guard = subprocess.Popen([sys.executable, "-I", "-c", _GUARD_CODE], stdin=subprocess.PIPE,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
-                                      start_new_session=True, text=True)
-            line = "".join(f"+{g}\n" for g in _groups)
+    while _guard is None or _guard.poll() is not None:
+        if _guard is not None:
+            # its pipe stays open: a child forked from a `child_preexec` made before may still
+            # write to that number, which must never come to mean another file
+            _old_guards.append(_guard)
+        _guard = subprocess.Popen([sys.executable, "-I", "-c", _GUARD_CODE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                                  start_new_session=True, bufsize=0)
         assert _guard.stdin is not None
         try:
-            _guard.stdin.write(line)
-            _guard.stdin.flush()
+            for pgid in _groups:
+                os.write(_guard.stdin.fileno(), b"+%d\n" % pgid)
+        except BrokenPipeError:
+            _guard.wait()  # died at once: try another
+    assert _guard.stdin is not None
+    return _guard.stdin.fileno()
+
+
+def _guard_send(line: str) -> None:
+    """Tell the guard one line (caller holds `_lock`); each line is one atomic pipe write."""
+    for _ in range(3):
+        fd = _guard_fd()
+        try:
+            os.write(fd, line.encode())
             return
         except BrokenPipeError:
-            _guard.wait()  # it died since the poll above: start another one
+            assert _guard is not None
+            _guard.wait()  # it died since it was started: the next round starts another
     raise OSError("the process guard keeps dying; Lean processes would not be cleaned up")
 
 
@@ -164,12 +201,12 @@ def track(proc: _HasPid) -> None:
 
 
 def untrack(proc: _HasPid) -> None:
-    """Forget `proc`'s group (call after it was reaped)."""
+    """Forget `proc`'s group (call after it was reaped). The guard is told even for a process
+    never tracked: `child_preexec` may have registered it."""
     with _lock:
-        if proc.pid in _groups:
-            _groups.discard(proc.pid)
-            if _guard is not None and _guard.poll() is None:
-                _guard_send(f"-{proc.pid}\n")
+        _groups.discard(proc.pid)
+        if _guard is not None and _guard.poll() is None:
+            _guard_send(f"-{proc.pid}\n")
 
 
 @contextmanager
