@@ -22,11 +22,12 @@ from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, Input
 
 DESCRIPTION = """Check Lean files with Lean and the verification rules, in parallel.
 
-Prints one verdict line per file (or one JSON object per line with --json), after Lean's own
-messages, which are indented under `lean|`. Exit 0 when every file is verified; 1 when some
-file is rejected (errors, sorry, axioms, wrong statement, refused constructs, timeout or
-memory cap); 2 when some check could not run (missing file or backend, bad arguments, input
-that is not UTF-8 text or too large, Lean itself crashed)."""
+Prints one verdict line per file, after Lean's own messages, which are indented under
+`lean|`; with --json, one JSON object per file and line, with `file` and `outcome`
+(verified, rejected or could not check) beside the verifier's fields. Exit 0 when every
+file is verified; 1 when some file is rejected (errors, sorry, axioms, wrong statement,
+refused constructs, timeout or memory cap); 2 when some check could not run (missing file
+or backend, bad arguments, input that is not UTF-8 text or too large, Lean crashed)."""
 
 STDIN = "-"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
