@@ -219,3 +219,20 @@ def test_failed_theorem_gets_no_axiom_line_and_no_internal_exception(kernel):
     assert "t" not in v.check.axioms and v.check.axioms["u"] == []
     assert not any("internal exception" in m.text for m in v.check.messages)
     assert any("nope" in m.text for m in v.check.errors)
+
+
+def test_declarations_lean_lists_without_positions_are_audited(kernel):
+    """A backend that knows which declarations were added but not where (the REPL's
+    environment diff) reports line 0; those are audited too. The real kernel runs; only the
+    positions of its list are dropped."""
+    class NoPositions(type(kernel)):
+        def _check(self, code, header, timeout_s):
+            result = super()._check(code, header, timeout_s)
+            if result.declarations is not None:
+                result.declarations = {name: 0 for name in result.declarations}
+            return result
+
+    v = verify("theorem fine : True := True.intro\nwhere aux : False := cheat\n", NoPositions(timeout_s=60),
+               header=CHEAT_HEADER, target=Target("fine", "True"))
+    assert not v.verified
+    assert "`fine.aux` depends on axioms outside the allow-list: cheat" in v.reasons

@@ -92,8 +92,8 @@ class CheckResult:
     """For a check that did not complete: what happened, in one sentence."""
     declarations: dict[str, int] | None = None
     """Declarations the checked text added, as Lean itself recorded them (name -> line in the
-    code), where the backend can tell (`lean -i` .ilean); None where it cannot. The verifier
-    audits every one of them, not only those its own reading of the text found."""
+    code, 0 when Lean gives no position), where the backend can tell (`lean -i` .ilean); None
+    where it cannot. The verifier audits every one of them, not only those it read in the text."""
 
     @property
     def ok(self) -> bool:
