@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
 EXIT_GRACE_S = 10.0
@@ -209,7 +208,7 @@ def untrack(proc: _HasPid) -> None:
             _guard_send(f"-{proc.pid}\n")
 
 
-@contextmanager
+@contextlib.contextmanager
 def tracked(proc: _HasPid) -> Iterator[None]:
     """`track(proc)` for the duration of the block."""
     track(proc)
