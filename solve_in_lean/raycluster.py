@@ -59,6 +59,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                "logging_level": "WARNING", **init_options}
     if address:
+        _probe(address)
         options["address"] = address
     else:
         # A private cluster must not join one found through RAY_ADDRESS by accident.
@@ -109,6 +110,19 @@ def shutdown() -> None:
     """Disconnect (and stop the cluster if this process started it)."""
     ray = import_ray()
     ray.shutdown()
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens at (ray.init would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # "auto" or an address form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise UnavailableError(f"could not reach a Ray cluster at {address} ({e.strerror or e}); {START_HINT}") from None
 
 
 def _first_line(error: BaseException) -> str:
