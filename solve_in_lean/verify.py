@@ -462,6 +462,10 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
     result = CheckResult(status=raw.status, messages=code_msgs, axioms=axioms, evals=raw.evals,
                          sorry=raw.sorry, elapsed_s=raw.elapsed_s, backend=raw.backend,
                          lean_version=raw.lean_version, detail=raw.detail)
+    if raw.declarations is not None:  # Lean's own list, the code's part of it, in the code's lines
+        result.declarations = {
+            name: (line - audit.pre_lines if line > 0 else 0) for name, line in raw.declarations.items()
+            if audit.in_body(line) or (line <= 0 and "_lean_solve_" not in name)}
     first_body_line = audit.code_header_lines + audit.pre_lines
     result.evals = [EvalOutput(e.line - audit.pre_lines if e.line > first_body_line else e.line, e.text)
                     for e in raw.evals if e.line <= audit.code_header_lines or audit.in_body(e.line)]

@@ -177,3 +177,10 @@ def test_audit_layout_keeps_user_lines_mappable():
         text = lines[line - 1]
         assert {"axioms": "#print axioms _root_.", "target": "theorem _root_._lean_solve_target_n",
                 "sentinel": "#print", "note": "--"}[entry.kind] in text
+
+
+def test_verdict_carries_lean_declaration_list_in_code_lines(kernel):
+    code = "theorem a : True := True.intro\n\ntheorem b : True := a\n"
+    v = verify(code, kernel, header=MINI_PRELUDE, target=Target("b", "True"))
+    assert v.verified, v.reasons
+    assert v.check.declarations == {"a": 1, "b": 3}
