@@ -4,14 +4,17 @@ transformers model, directly and as the `code` eval task."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from solve_in_lean.code.sandbox import SandboxLimits, run_python
 from solve_in_lean.code.solver import COMPUTED_BY_PYTHON, UNVERIFIED, printed_answer, python_blocks, solve_with_code
 from solve_in_lean.eval.code_task import run_code
-from solve_in_lean.eval.tasks import TaskContext, TaskOptions
+from solve_in_lean.eval.tasks import TaskContext, TaskOptions, metric_names
 from solve_in_lean.models.base import SamplingParams
 from solve_in_lean.models.scripted import ScriptedGenerator
+from solve_in_lean.options import SolveOptions
 
 PARAMS = SamplingParams(max_new_tokens=64)
 LIMITS = SandboxLimits(wall_s=20, cpu_s=5)  # roomy: a loaded CI machine slows start-up, not the verdicts
@@ -88,11 +91,13 @@ def test_samples_are_majority_voted() -> None:
 def test_code_task_scores_like_cot() -> None:
     item = {"id": "a", "question": "What is 6 * 7?", "answer": "42"}
     gen = ScriptedGenerator([block("print(6 * 7)")])
-    rec = run_code(item, TaskContext(generator=gen, checker=None, params=PARAMS))
+    one = TaskOptions(SolveOptions(samples=1, rounds=0))
+    rec = run_code(item, TaskContext(generator=gen, checker=None, params=PARAMS, options=one))
     assert rec["prediction"] == "42" and rec["scores"] == {"accuracy": True, "python_rate": True}
     wrong = run_code(item, TaskContext(generator=ScriptedGenerator(["The answer is 41."]), checker=None,
-                                       params=PARAMS, options=TaskOptions(rounds=1)))
-    assert wrong["scores"] == {"accuracy": False, "python_rate": False}
+                                       params=PARAMS, options=TaskOptions(SolveOptions(samples=3, rounds=1))))
+    assert wrong["scores"] == {"accuracy": False, "python_rate": False} and wrong["votes"] == {"41": 3}
+    assert metric_names("code", one) == ["accuracy", "python_rate"]
 
 
 @pytest.mark.usefixtures("torch_one_thread")
@@ -108,5 +113,28 @@ def test_tiny_model_end_to_end(tiny_model_dir) -> None:
     assert r.label in (None, COMPUTED_BY_PYTHON, UNVERIFIED)
     assert sum(r.votes.values()) == sum(s.answer is not None for s in r.samples)
     rec = run_code({"id": "q", "question": "What is 6 * 7?", "answer": "42"},
-                   TaskContext(generator=gen, checker=None, params=params, options=TaskOptions(samples=2)))
+                   TaskContext(generator=gen, checker=None, params=params,
+                               options=TaskOptions(SolveOptions(samples=2, rounds=1))))
     assert set(rec["scores"]) == {"accuracy", "python_rate"} and len(rec["samples"]) == 2
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_eval_task_code_runs_from_the_cli(tiny_model_dir, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from solve_in_lean.cli import _register, app
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text('{"id": "a", "question": "What is 6 * 7?", "answer": "42"}\n'
+                    '{"id": "b", "question": "What is 2 + 2?", "answer": "4"}\n')
+    _register()
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", "--task", "code", "--data", str(data), "--out", str(out),
+                                      "--model", str(tiny_model_dir), "--model-backend", "transformers",
+                                      "--max-new-tokens", "12", "--samples", "2", "--rounds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index('{"run_dir"'):].splitlines()[0])  # after progress bars
+    assert summary["task"] == "code" and summary["items"] == 2 and summary["errors"] == 0
+    assert summary["main"] == "accuracy" and set(summary["metrics"]) == {"accuracy", "python_rate"}
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
+    assert {r["id"] for r in records} == {"a", "b"} and all(len(r["samples"]) == 2 for r in records)

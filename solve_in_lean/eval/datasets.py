@@ -25,6 +25,7 @@ def select(items: list[dict[str, Any]], limit: int | None, seed: int) -> list[di
 
 TASK_NEEDS = {
     "cot": ("question", "answer"),
+    "code": ("question", "answer"),
     "lean-solve": ("question|formal",),
     "formalize": ("question",),
     "backtranslate": ("question", "formal"),

@@ -18,6 +18,7 @@ from autoformalize.formalize import formalize
 from autoformalize.metrics import dataset_metrics
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import equivalent, extract_answer
+from solve_in_lean.eval.code_task import METRICS as CODE_METRICS, run_code
 from solve_in_lean.eval.metrics import estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.errors import InputError
@@ -28,7 +29,7 @@ from solve_in_lean.prompts import get_prompt
 from solve_in_lean.solve import chain_of_thought, solve_formal
 from solve_in_lean.verify import Policy
 
-TASKS = ("cot", "lean-solve", "formalize", "backtranslate", "prove")
+TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
 NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
 
 
@@ -175,7 +176,7 @@ def _checker(ctx: TaskContext) -> LeanChecker:
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
-    "cot": run_cot, "lean-solve": run_lean_solve, "formalize": run_formalize,
+    "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "formalize": run_formalize,
     "backtranslate": run_backtranslate, "prove": run_prove}
 
 
@@ -183,7 +184,7 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
     """The task's metrics, main one first."""
     if task == "prove":
         return [f"pass@{k}" for k in options.ks]
-    return {"cot": ["accuracy"], "lean-solve": ["verified_accuracy", "verified_rate", "accuracy"],
+    return {"cot": ["accuracy"], "code": CODE_METRICS, "lean-solve": ["verified_accuracy", "verified_rate", "accuracy"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
 
