@@ -16,6 +16,7 @@ verifier in `solve_in_lean` share one reading of Lean text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -101,6 +102,7 @@ def is_id_rest(c: str) -> bool:
     return is_id_first(c) or ("0" <= c <= "9") or c in "'!?" or is_subscript_alnum(c)
 
 
+_ASCII_ID_REST = re.compile(r"[A-Za-z0-9_'!?]*")
 _HEX = set("0123456789abcdefABCDEF")
 _QUOTABLE = set("\\\"'rnt")
 _BRACKETS = {"(": ")", "[": "]", "{": "}", "⟨": "⟩", "⦃": "⦄"}
@@ -339,9 +341,9 @@ class _Lexer:
                 escaped = True
                 i = j + 1
             else:
-                j = i + 1
+                j = _ASCII_ID_REST.match(code, i + 1).end()  # fast path; then the Unicode rules
                 while j < n and is_id_rest(code[j]):
-                    j += 1
+                    j = _ASCII_ID_REST.match(code, j + 1).end()
                 parts.append(code[i:j])
                 i = j
             if i + 1 < n and code[i] == "." and (is_id_first(code[i + 1]) or code[i + 1] == "«"):

@@ -4,6 +4,7 @@ Lean-faithful lexer in `autoformalize.lexer`."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -98,6 +99,7 @@ def declarations(lexed: Lexed) -> list[Declaration]:
     where the backend can give it Lean's own list of declarations, are what the verdict rests on.
     """
     code = lexed.code
+    newlines = [i for i, c in enumerate(code) if c == "\n"]
     toks = [t for t in lexed.tokens if t.depth == 0]
     scopes: list[tuple[str, str]] = []  # (kind, component) of open namespaces/sections/mutual blocks
     found: list[Declaration] = []
@@ -139,7 +141,7 @@ def declarations(lexed: Lexed) -> list[Declaration]:
                     parts = parts[1:]
                 else:
                     parts = tuple(p for kind, p in scopes if kind == "namespace") + parts
-            line = code.count("\n", 0, tok.start) + 1
+            line = bisect.bisect_right(newlines, tok.start) + 1
             found.append(Declaration("inductive" if word == "class" and prev == "class" else word, parts, line))
     return found
 
