@@ -231,6 +231,8 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
     if "timeout_s" in solve_table:
         raise ConfigError(f"{where}[solve] timeout_s: the Lean timeout is set once, as [lean] timeout_s")
     if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise ConfigError(f"{where}[lean] timeout_s must be a number of seconds, not {timeout!r}")
         solve_table["timeout_s"] = timeout
     try:
         solve = SolveOptions.from_dict(solve_table)
@@ -259,6 +261,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if path or os.environ.get("LEAN_SOLVE_CONFIG"):
             raise ConfigError(f"config file {candidates[0]} does not exist")
         return Settings()
+    found = found.resolve()  # relative file names in it stay right whatever the working directory
     data = read_toml(found)
     if unknown := sorted(set(data) - {"lean", "model", "solve"}):
         raise ConfigError(f"{found}: unknown section(s) {unknown}; expected [lean], [model] and [solve]")
