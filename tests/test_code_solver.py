@@ -138,3 +138,14 @@ def test_eval_task_code_runs_from_the_cli(tiny_model_dir, tmp_path) -> None:
     assert summary["main"] == "accuracy" and set(summary["metrics"]) == {"accuracy", "python_rate"}
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
     assert {r["id"] for r in records} == {"a", "b"} and all(len(r["samples"]) == 2 for r in records)
+
+
+def test_printed_values_are_read_whole_or_like_a_final_sentence() -> None:
+    assert printed_answer("sqrt(2)/2\n") == "sqrt(2)/2"
+    assert printed_answer("[-2, 2]") == "[-2, 2]"
+    assert printed_answer("Total: 12 apples") == "12"
+    assert printed_answer("True") is None
+    gen = ScriptedGenerator([block("import sympy\nprint(sympy.sqrt(8) / 4)"),
+                             "The answer is \\boxed{\\frac{\\sqrt{2}}{2}}."])
+    r = solve_with_code("What is sqrt(8)/4?", gen, params=PARAMS, turns=2, limits=LIMITS)
+    assert r.label == COMPUTED_BY_PYTHON and r.answer is not None and "sqrt(2)" in r.answer

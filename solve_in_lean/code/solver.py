@@ -30,6 +30,7 @@ COMPUTED_BY_PYTHON = "computed by Python"
 UNVERIFIED = "unverified"
 
 _BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
 MAX_FEEDBACK_CHARS = 2000
 """How much of a run's output goes back to the model (the sandbox caps what it collects)."""
 
@@ -47,13 +48,19 @@ def python_blocks(text: str) -> str | None:
 
 
 def printed_answer(stdout: str) -> str | None:
-    """The answer a program printed: the last non-empty line, read like a model's final answer."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    return extract_answer(lines[-1]) if lines else None
+    """The answer a program printed: its last non-empty line, whole when it is a value
+    (`sqrt(2)/2`, `7/2`, `(3, 4)`), else read like a model's final sentence ("x = 5", "Total: 12")."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return None
+    value = normalize(lines[-1])
+    if value is not None and (value.value is not None or not _LETTER.search(lines[-1])):
+        return lines[-1]
+    return extract_answer(lines[-1])
 
 
 def _printed_values(stdout: str) -> list[str]:
-    return [v for line in stdout.splitlines() if line.strip() and (v := extract_answer(line)) is not None]
+    return [v for line in stdout.splitlines() if (v := printed_answer(line)) is not None]
 
 
 @dataclass
