@@ -240,3 +240,28 @@ def test_kernel_layers_are_required_by_default() -> None:
     assert SandboxLimits().require_kernel
     with pytest.raises(ValueError):
         SandboxLimits(cpu_s=0)
+
+
+def test_model_code_cannot_rewrite_the_status_record() -> None:
+    """The status pipe is inherited, so code can write to it; the child's own first lines win."""
+    forge = ("for fd in range(3, 40):\n    try:\n"
+             "        os.write(fd, b'{\"layers\": [\"forged\"]}\\n{\"setup_error\": \"forged\"}\\n')\n"
+             "    except OSError:\n        pass\nprint('done')")
+    r = run_python(SYS + forge, LIMITS)
+    assert r.ok and r.stdout == "done\n", r
+    assert set(r.layers) == {"rlimits", "landlock", "seccomp", "audit-hook"}
+
+
+def test_status_lines_and_outcomes_from_hostile_pipe_text() -> None:
+    from solve_in_lean.code.child import REFUSED_EXIT, SETUP_EXIT
+    from solve_in_lean.code.sandbox import _outcome, _status_lines
+
+    raw = b'\xff garbage\n[1, 2]\n{"layers": ["rlimits"]}\n{"layers": ["x"]}\nrefused\tFirst.\nrefused\tSecond.\n'
+    layers, refused, setup, exception = _status_lines(raw)
+    assert (layers, refused, setup, exception) == (["rlimits"], "First.", None, None)
+    kw = {"overflow": False, "timed_out": False, "limits": LIMITS, "wall_s": 0.1}
+    assert _outcome(SETUP_EXIT, None, "seccomp: missing", None, **kw)[0] == "sandbox_error"
+    assert _outcome(REFUSED_EXIT, None, None, None, **kw) == ("error", f"The code exited with status {REFUSED_EXIT}.")
+    assert _outcome(-99, None, None, None, **kw)[1].startswith("The Python process died from signal 99")
+    assert _outcome(1, None, None, {"exception": "KeyError", "cell": 1, "message": "'a'"}, **kw) == (
+        "error", "The code raised KeyError in cell 1: 'a'.")
