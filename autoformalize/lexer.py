@@ -28,7 +28,8 @@ INTERPOLATORS = frozenset({"s!", "m!", "f!", "throwError", "println!", "dbg_trac
 HASH_COMMANDS = tuple(sorted(
     ("#eval", "#eval!", "#exit", "#print", "#check", "#check_failure", "#reduce", "#synth", "#help",
      "#guard_msgs", "#guard", "#where", "#version", "#lint", "#find", "#simp", "#norm_num", "#conv", "#time",
-     "#adaptation_note", "#instances", "#count_heartbeats", "#explode", "#find_home", "#min_imports"),
+     "#adaptation_note", "#instances", "#count_heartbeats", "#explode", "#find_home", "#min_imports", "#v",
+     "#whnf", "#widget", "#html", "#check_tactic", "#guard_expr", "#print_axioms", "#loogle", "#leansearch"),
     key=len, reverse=True))
 """`#`-commands, matched longest-prefix as Lean's token table does (`#evalIO` is `#eval IO`)."""
 
