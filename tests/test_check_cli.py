@@ -328,6 +328,16 @@ def test_check_imports_no_cli_framework(files):
     assert not imported & {"typer", "click", "rich", "pydantic", "torch", "transformers", "lean_interact", "numpy"}
 
 
+def test_unwritable_cache_is_one_sentence(files, tmp_path):
+    good, _ = files
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    env = {**os.environ, "LEAN_SOLVE_CACHE": str(not_a_dir / "cache")}  # its parent is a file
+    proc = subprocess.run([sys.executable, "-m", "solve_in_lean", "check", str(good), "-b", "kernel"],
+                          capture_output=True, timeout=120, env=env)
+    one_sentence_exit_2(proc, "the kernel Lean backend cannot start", str(not_a_dir))
+
+
 def test_missing_toolchain_backend_exits_2(files):
     from solve_in_lean.lean.toolchain import find_tool
 

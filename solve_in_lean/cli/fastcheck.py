@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
-from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError
+from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError, UnavailableError
 
 DESCRIPTION = """Check Lean files with Lean and the verification rules, in parallel.
 
@@ -93,9 +93,12 @@ def _run(args: argparse.Namespace) -> int:
     if backend not in BACKENDS:
         raise InputError(f"unknown Lean backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     mathlib = settings.lean.mathlib if args.mathlib is None else args.mathlib
-    checker = get_checker(backend, timeout_s=timeout or settings.solve.timeout_s,
-                          memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
-                          mathlib=mathlib)
+    try:
+        checker = get_checker(backend, timeout_s=timeout or settings.solve.timeout_s,
+                              memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
+                              mathlib=mathlib)
+    except OSError as e:  # e.g. the kernel driver cannot be built in an unwritable cache directory
+        raise UnavailableError(f"the {backend} Lean backend cannot start: {_os_reason(e)}") from None
     policy = settings.lean.policy(tuple(args.allow_axiom), args.allow_native)
     with checker:
         verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
@@ -129,9 +132,17 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
             code = read_input(path, checker.max_input_bytes)
         except _InputProblem as e:
             return Verdict(False, [str(e)], CheckResult(status="invalid_input", detail=str(e), backend=checker.name))
-        return verify(code, checker, header=header, target=target, policy=policy)
+        try:
+            return verify(code, checker, header=header, target=target, policy=policy)
+        except OSError as e:  # the machine, not the file: no process slots, no memory to start Lean
+            why = f"Lean could not be run: {_os_reason(e)}"
+            return Verdict(False, [why], CheckResult(status="crashed", detail=why, backend=checker.name))
 
     return ordered_map(one, paths, checker.workers or default_workers())
+
+
+def _os_reason(e: OSError) -> str:
+    return f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
 
 
 class _InputProblem(Exception):
