@@ -265,3 +265,9 @@ def test_status_lines_and_outcomes_from_hostile_pipe_text() -> None:
     assert _outcome(-99, None, None, None, **kw)[1].startswith("The Python process died from signal 99")
     assert _outcome(1, None, None, {"exception": "KeyError", "cell": 1, "message": "'a'"}, **kw) == (
         "error", "The code raised KeyError in cell 1: 'a'.")
+
+
+def test_file_count_limit_bounds_the_disk_a_run_fills() -> None:
+    r = run_python("for i in range(40):\n    open(f'f{i}', 'w').write('x')", SandboxLimits(wall_s=20, cpu_s=5,
+                                                                                          max_files=32))
+    assert r.status == "refused" and "create more than 32 files" in r.message, r

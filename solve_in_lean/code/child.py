@@ -192,10 +192,11 @@ def under(path: str, roots: tuple[str, ...]) -> bool:
     return False
 
 
-def make_hook(tmp: str, read_roots: tuple[str, ...], third_party: frozenset, status_fd: int):
+def make_hook(tmp: str, read_roots: tuple[str, ...], third_party: frozenset, status_fd: int, max_files: int):
     """The audit hook. Everything it uses is bound now, as closure values: immutable data and
     functions that look up no globals or builtins (model code can rebind module attributes and
-    even `builtins.any`, but not these)."""
+    even `builtins.any`, but not these). It also counts files and folders created: with the
+    per-file size limit this bounds the disk a run can fill."""
     import posix
 
     write, exit_now = posix.write, posix._exit
@@ -207,6 +208,7 @@ def make_hook(tmp: str, read_roots: tuple[str, ...], third_party: frozenset, sta
     readable = read_roots + rw
     str_, bytes_, int_, type_, tuple_, len_ = str, bytes, int, type, tuple, len
     not_found = ModuleNotFoundError
+    created = [0]
 
     def refuse(what: str, event: str) -> None:
         reason = f"The code tried to {what} ({event}), which the sandbox does not allow."
@@ -242,8 +244,16 @@ def make_hook(tmp: str, read_roots: tuple[str, ...], third_party: frozenset, sta
                         writes = True
             if path is not None and not under_(path, rw if writes else readable):
                 refuse(f"{'write' if writes else 'read'} {path}", event)
+            if flags & 0o100:  # O_CREAT
+                created[0] += 1
+                if created[0] > max_files:
+                    refuse(f"create more than {max_files} files", event)
         elif event.startswith(write_events) or event.startswith(read_events):
             writes = event.startswith(write_events)
+            if event == "os.mkdir":
+                created[0] += 1
+                if created[0] > max_files:
+                    refuse(f"create more than {max_files} files", event)
             for value in args:
                 kind = type_(value)
                 if kind is str_ or kind is bytes_:
@@ -339,7 +349,8 @@ def main() -> None:
         os.write(status_fd, (json.dumps({"setup_error": "; ".join(missing)}) + "\n").encode())
         os._exit(SETUP_EXIT)
     allowed = frozenset(cfg["allowed_modules"])
-    sys.addaudithook(make_hook(cfg["tmp"], tuple(cfg["read_roots"]), frozenset(cfg["third_party"]), status_fd))
+    sys.addaudithook(make_hook(cfg["tmp"], tuple(cfg["read_roots"]), frozenset(cfg["third_party"]), status_fd,
+                               cfg["max_files"]))
     layers.append("audit-hook")
     os.write(status_fd, (json.dumps({"layers": layers, "missing": missing}) + "\n").encode())
     cells = cfg.pop("cells")

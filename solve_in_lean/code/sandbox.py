@@ -51,6 +51,8 @@ class SandboxLimits:
     """stdout + stderr together; past this the child is killed and the output cut."""
     file_mb: int = 16
     """Largest file the code may write (RLIMIT_FSIZE), in its temporary directory only."""
+    max_files: int = 32
+    """Files and folders the code may create: with `file_mb`, what bounds the disk one run fills."""
     modules: tuple[str, ...] = DEFAULT_MODULES
     require_kernel: bool = True
     """Refuse to run when Landlock or seccomp cannot be applied (old kernel, no libseccomp),
@@ -59,8 +61,9 @@ class SandboxLimits:
     def __post_init__(self) -> None:
         if not (0 < self.wall_s <= 3600 and 0 < self.cpu_s <= 3600):
             raise ValueError("wall_s and cpu_s must be positive and at most an hour")
-        if self.memory_mb < 64 or self.output_bytes < 1 or self.file_mb < 0:
-            raise ValueError("memory_mb must be at least 64, output_bytes positive, file_mb at least 0")
+        if self.memory_mb < 64 or self.output_bytes < 1 or self.file_mb < 0 or self.max_files < 0:
+            raise ValueError("memory_mb must be at least 64, output_bytes positive, file_mb and max_files "
+                             "at least 0")
         object.__setattr__(self, "modules", tuple(self.modules))
 
 
@@ -133,6 +136,7 @@ def _run(cells: list[str], limits: SandboxLimits, tmp: str) -> SandboxResult:
     status_r, status_w = os.pipe()
     config = {"cells": cells, "tmp": tmp, "status_fd": status_w, "cpu_s": limits.cpu_s,
               "memory_bytes": limits.memory_mb << 20, "file_bytes": limits.file_mb << 20,
+              "max_files": limits.max_files,
               "module_paths": list(module_paths), "third_party": list(third_party),
               "read_roots": _read_roots(module_paths),
               "allowed_modules": list(limits.modules), "require_kernel": limits.require_kernel}
