@@ -4,9 +4,10 @@ One JSONL line per finished item, flushed and fsynced, skipped on the next run, 
 loses at most the items in flight. An item whose run raises is recorded with its error (one
 bad problem cannot stop a night's run) and retried only when asked. Two kinds of failure stop
 the batch instead, since every later item would fail the same way and nothing finished is lost:
-a model that cannot be reached at all (GenerationError), and the infrastructure (a full disk,
-a read-only or vanished directory, a cache that cannot be written): `InfrastructureError`,
-never recorded as an item's result, so a rerun once the cause is fixed resumes cleanly.
+a model or a Lean backend that cannot be reached at all (GenerationError, UnavailableError), and
+the infrastructure (a full disk, a read-only directory, a cache that cannot be written):
+`InfrastructureError`. Neither is recorded as an item's result, so a rerun once the cause is
+fixed resumes cleanly.
 With `workers` > 1 that many items are in flight on threads (eval on a GPU, eval/parallel.py).
 """
 
@@ -91,8 +92,8 @@ def run_batch(items: Iterable[dict[str, Any]], output: str | Path, fn: Callable[
     def one(item: dict[str, Any]) -> None:
         try:
             record = fn(item)
-        except GenerationError:
-            raise
+        except (GenerationError, UnavailableError):
+            raise  # no model, no Lean, no GPU: every later item would fail the same way
         except Exception as e:  # noqa: BLE001 - classified: the machine's failures stop, the item's are recorded
             if (problem := infrastructure_problem(e)) is not None:
                 raise _stop(problem, output) from e

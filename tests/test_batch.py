@@ -53,6 +53,22 @@ def test_a_cache_that_cannot_be_written_stops_the_batch_and_records_nothing(tmp_
     assert (done.resumed, done.done_now, done.errors, done.finished) == (1, 2, 0, 3)
 
 
+def test_a_missing_backend_stops_the_batch_instead_of_failing_every_item(tmp_path):
+    from solve_in_lean.errors import UnavailableError
+
+    out = tmp_path / "out.jsonl"
+
+    def no_gpu(item):
+        raise UnavailableError("the vllm backend needs a CUDA GPU")
+
+    with pytest.raises(UnavailableError, match="CUDA"):
+        run_batch(ITEMS, out, no_gpu)
+    assert not out.exists()  # no item marked failed: a rerun on a GPU does them all
+    with pytest.raises(UnavailableError):
+        run_batch(ITEMS, out, no_gpu, workers=2)
+    assert not out.exists()
+
+
 def test_a_damaged_results_file_names_the_line_and_what_to_do(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": "a"}\nthis is not json\n{"id": "b"}\n')
