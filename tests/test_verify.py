@@ -184,3 +184,20 @@ def test_verdict_carries_lean_declaration_list_in_code_lines(kernel):
     v = verify(code, kernel, header=MINI_PRELUDE, target=Target("b", "True"))
     assert v.verified, v.reasons
     assert v.check.declarations == {"a": 1, "b": 3}
+
+
+def test_text_reading_covers_honest_declarations_so_lean_runs_once(kernel):
+    """Constructors, instances' names, namespaced and `where`-less declarations are all read
+    from the text, so Lean's own list adds nothing and no second run is needed."""
+    calls = []
+
+    class Counting(type(kernel)):
+        def _check(self, code, header, timeout_s):
+            calls.append(code)
+            return super()._check(code, header, timeout_s)
+
+    code = MINI_PRELUDE + "inductive T | a | b\nnamespace «x y»\ntheorem t : Eq T.a T.a := Eq.refl _\nend «x y»\n"
+    v = verify(code, Counting(timeout_s=60))
+    assert v.verified, v.reasons
+    assert len(calls) == 1
+    assert set(v.check.declarations) >= {"T", "T.a", "T.b", "«x y».t", "N.zero", "Eq.refl"}

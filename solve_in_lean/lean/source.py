@@ -82,7 +82,8 @@ THEOREM_KINDS = ("theorem", "lemma")
 class Declaration:
     kind: str
     parts: tuple[str, ...]
-    """Full name components (namespaces included, `_root_` resolved); () when anonymous."""
+    """Full name components (namespaces included, `_root_` resolved); () when anonymous.
+    `kind` is the keyword, or "constructor" for the `| c` of an inductive type."""
     line: int
 
     @property
@@ -110,10 +111,17 @@ def declarations(lexed: Lexed) -> list[Declaration]:
     def same_line(a: Token, b: Token) -> bool:
         return "\n" not in code[a.end:b.start]
 
+    inductive: tuple[tuple[str, ...], Token] | None = None  # the inductive type whose constructors follow
     for k, tok in enumerate(toks):
         word = keyword(tok)
         nxt = toks[k + 1] if k + 1 < len(toks) else None
         named = nxt is not None and nxt.kind == "ident" and (nxt.escaped or keyword(nxt) not in _COMMAND_WORDS)
+        if tok.text == "|" and inductive is not None and named and (
+                k == 0 or not same_line(toks[k - 1], tok) or keyword(toks[k - 1]) == "where"
+                or same_line(inductive[1], tok)):
+            found.append(Declaration("constructor", inductive[0] + nxt.parts, _line(newlines, tok.start)))
+        if word in _COMMAND_WORDS and word not in ("where", "deriving"):
+            inductive = None
         if word == "namespace" and named:
             scopes += [("namespace", p) for p in nxt.parts]
         elif word == "section":
@@ -125,8 +133,9 @@ def declarations(lexed: Lexed) -> list[Declaration]:
             del scopes[max(0, len(scopes) - count):]
         elif word in _DECL_KINDS:
             prev = keyword(toks[k - 1]) if k else None
-            if prev in ("deriving", "class") or (k and toks[k - 1].text in ("[", ",")):
-                continue  # `deriving instance`, `class inductive` (seen as `inductive`), `[instance]`
+            if prev == "deriving" or (k and toks[k - 1].text in ("[", ",")) or \
+                    (word == "class" and nxt is not None and keyword(nxt) == "inductive"):
+                continue  # `deriving instance`, `[instance]`, `class inductive` (read at `inductive`)
             parts: tuple[str, ...] = ()
             j = k + 1
             if word == "instance" and j + 1 < len(toks) and toks[j].text == "(" and \
@@ -141,9 +150,14 @@ def declarations(lexed: Lexed) -> list[Declaration]:
                     parts = parts[1:]
                 else:
                     parts = tuple(p for kind, p in scopes if kind == "namespace") + parts
-            line = bisect.bisect_right(newlines, tok.start) + 1
-            found.append(Declaration("inductive" if word == "class" and prev == "class" else word, parts, line))
+            found.append(Declaration(word, parts, _line(newlines, tok.start)))
+            if word == "inductive" and parts:
+                inductive = (parts, tok)
     return found
+
+
+def _line(newlines: list[int], offset: int) -> int:
+    return bisect.bisect_right(newlines, offset) + 1
 
 
 _COMMAND_WORDS = _DECL_KINDS | {"namespace", "section", "end", "mutual", "open", "variable", "universe",
