@@ -17,6 +17,7 @@ from solve_in_lean.code.sandbox import CHILD_SOURCE
 
 LIMITS = SandboxLimits(wall_s=20, cpu_s=5)  # roomy: a loaded CI machine slows start-up, not the verdicts
 SECRET_VAR = "LEAN_SOLVE_SANDBOX_TEST_SECRET"
+EVERY_LAYER = {"rlimits", "landlock", "seccomp", "no-capabilities", "audit-hook"}
 # Model code reaches modules it may not import through ones it may: fractions imports sys.
 SYS = "import fractions\nsys = fractions.sys\nos = sys.modules['os']\n"
 
@@ -59,7 +60,7 @@ def _one_sentence(message: str) -> bool:
 
 def test_ordinary_code_runs_with_every_layer() -> None:
     assert _probe.ok and _probe.stdout == "42\n", _probe
-    assert set(_probe.layers) == {"rlimits", "landlock", "seccomp", "audit-hook"}
+    assert set(_probe.layers) == EVERY_LAYER
 
 
 def test_sympy_and_cells_share_a_namespace() -> None:
@@ -249,7 +250,7 @@ def test_model_code_cannot_rewrite_the_status_record() -> None:
              "    except OSError:\n        pass\nprint('done')")
     r = run_python(SYS + forge, LIMITS)
     assert r.ok and r.stdout == "done\n", r
-    assert set(r.layers) == {"rlimits", "landlock", "seccomp", "audit-hook"}
+    assert set(r.layers) == EVERY_LAYER
 
 
 def test_status_lines_and_outcomes_from_hostile_pipe_text() -> None:
@@ -271,3 +272,15 @@ def test_file_count_limit_bounds_the_disk_a_run_fills() -> None:
     r = run_python("for i in range(40):\n    open(f'f{i}', 'w').write('x')", SandboxLimits(wall_s=20, cpu_s=5,
                                                                                           max_files=32))
     assert r.status == "refused" and "create more than 32 files" in r.message, r
+
+
+def test_drop_capabilities_empties_every_set() -> None:
+    """Checked in a plain process (the sandbox itself may not read /proc)."""
+    import subprocess
+    import sys
+
+    code = ("from solve_in_lean.code.child import drop_capabilities\nassert drop_capabilities() is None\n"
+            "print(open('/proc/self/status').read())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    caps = dict(line.split(":\t") for line in out.splitlines() if line.startswith(("CapEff", "CapPrm", "CapInh")))
+    assert caps == {"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000"}

@@ -8,7 +8,8 @@ runs, the child applies, in this order:
 2. Landlock (kernel): reads only under the interpreter's library folders, reads and writes only
    in the temporary directory, no TCP, no signals or abstract sockets outside the sandbox;
 3. seccomp (kernel, through libseccomp): no fork/clone/exec, no sockets, no signals, no
-   ptrace, no raising limits, no mounts, namespaces, io_uring, bpf or kernel modules;
+   ptrace, no raising limits, no mounts, namespaces, io_uring, bpf or kernel modules; then every
+   capability is dropped (a root child keeps uid 0 but no privilege);
 4. an audit hook (Python): refuses the same actions one level up, with a readable reason, plus
    imports outside the allowed modules, code-object forging and interpreter introspection.
 
@@ -94,6 +95,24 @@ def landlock(read_roots: list[str], rw_root: str) -> str | None:
     return None
 
 
+def drop_capabilities() -> str | None:
+    """Empty the effective, permitted and inheritable capability sets (a root child keeps its uid
+    but loses every privilege over it: no DAC override, no raw I/O, no clock or scheduler changes)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()) != 0:  # _LINUX_CAPABILITY_VERSION_3
+        return f"capset failed ({os.strerror(ctypes.get_errno())})"
+    return None
+
+
 # --- layer 3: seccomp ---------------------------------------------------------------------------
 DENIED_SYSCALLS = (
     "fork", "vfork", "clone", "clone3", "execve", "execveat",
@@ -107,6 +126,10 @@ DENIED_SYSCALLS = (
     "name_to_handle_at", "personality", "syslog", "acct", "mknod", "mknodat", "symlink", "symlinkat",
     "link", "linkat", "chown", "fchown", "lchown", "fchownat", "setuid", "setgid", "setreuid",
     "setregid", "setresuid", "setresgid", "setgroups", "setsid", "setpgid", "memfd_create",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname",
+    "iopl", "ioperm", "quotactl", "vhangup", "mlock", "mlock2", "mlockall", "sched_setscheduler",
+    "sched_setparam", "sched_setattr", "setpriority", "ioprio_set", "migrate_pages", "move_pages",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "fanotify_init",
 )
 
 
@@ -339,7 +362,8 @@ def main() -> None:
     sys.path[:0] = cfg["module_paths"]
     layers, missing = ["rlimits"], []
     set_limits(cfg)
-    for name, apply in (("landlock", lambda: landlock(cfg["read_roots"], cfg["tmp"])), ("seccomp", seccomp)):
+    for name, apply in (("landlock", lambda: landlock(cfg["read_roots"], cfg["tmp"])), ("seccomp", seccomp),
+                        ("no-capabilities", drop_capabilities)):
         problem = apply()
         if problem is None:
             layers.append(name)

@@ -55,8 +55,8 @@ class SandboxLimits:
     """Files and folders the code may create: with `file_mb`, what bounds the disk one run fills."""
     modules: tuple[str, ...] = DEFAULT_MODULES
     require_kernel: bool = True
-    """Refuse to run when Landlock or seccomp cannot be applied (old kernel, no libseccomp),
-    rather than run with only the Python-level layer. Turn off only for trusted code."""
+    """Refuse to run when Landlock, seccomp or the capability drop cannot be applied (old kernel,
+    no libseccomp), rather than run with fewer layers. Turn off only for trusted code."""
 
     def __post_init__(self) -> None:
         if not (0 < self.wall_s <= 3600 and 0 < self.cpu_s <= 3600):
@@ -77,7 +77,8 @@ class SandboxResult:
     exit_code: int | None = None
     wall_s: float = 0.0
     layers: list[str] = field(default_factory=list)
-    """The confinement layers that were in force (rlimits, landlock, seccomp, audit-hook)."""
+    """The confinement layers that were in force (rlimits, landlock, seccomp, no-capabilities,
+    audit-hook)."""
 
     @property
     def ok(self) -> bool:
