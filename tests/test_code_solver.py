@@ -76,7 +76,7 @@ def test_an_answer_no_program_printed_is_unverified() -> None:
 
 def test_hostile_last_turn_gives_no_answer() -> None:
     gen = ScriptedGenerator([block("while True:\n    pass")])
-    r = solve_with_code("Loop?", gen, params=PARAMS, turns=1, limits=SandboxLimits(wall_s=5, cpu_s=1))
+    r = solve_with_code("Loop?", gen, params=PARAMS, turns=1, limits=SandboxLimits(wall_s=30, cpu_s=1))
     assert r.answer is None and r.label is None
     assert r.samples[0].turns[0].run["status"] == "cpu_limit"
 
