@@ -236,3 +236,46 @@ def test_declarations_lean_lists_without_positions_are_audited(kernel):
                header=CHEAT_HEADER, target=Target("fine", "True"))
     assert not v.verified
     assert "`fine.aux` depends on axioms outside the allow-list: cheat" in v.reasons
+
+
+# --- the text reading of declarations against Lean's own list -------------------------------
+
+NAME = st.sampled_from(["a{k}", "b{k}'", "c{k}₁", "«d e{k}»", "«f.g{k}»", "α{k}β", "h{k}!", "«theorem{k}»"])
+DECL = st.one_of(
+    NAME.map(lambda n: f"theorem {n} : True := True.intro\n"),
+    NAME.map(lambda n: f"/-- doc -/\n@[reducible] noncomputable def {n} : N := N.zero\n"),
+    NAME.map(lambda n: f"private theorem {n} : True := True.intro\n"),
+    NAME.map(lambda n: f"protected theorem P.{n} : True := True.intro\n"),
+    NAME.map(lambda n: f"theorem _root_.{n} : True := True.intro\n"),
+    NAME.map(lambda n: f"open N in theorem {n} : True := True.intro\n"),
+    NAME.map(lambda n: f"set_option maxRecDepth 100 in\ntheorem {n} : True := True.intro\n"),
+    NAME.map(lambda n: f"inductive {n} where\n  | one\n  | two : {n}\n"),
+    NAME.map(lambda n: f"inductive {n} : Prop | p | q\n"),
+    NAME.map(lambda n: f"mutual\ntheorem {n} : True := True.intro\nend\n"),
+)
+SCOPE = st.sampled_from([("", ""), ("namespace A\n", "end A\n"), ("namespace «B c».D\n", "end «B c».D\n"),
+                         ("section\n", "end\n"), ("section S\n", "end S\n"),
+                         ("noncomputable section\n", "end\n"), ("namespace A\nnamespace E\n", "end E\nend A\n")])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(SCOPE, st.lists(DECL, min_size=1, max_size=3)), min_size=1, max_size=3))
+def test_text_reading_finds_what_lean_declares(kernel, blocks):
+    """Lean's own list (`lean -i`) of what a file declares is contained in what the lexer-based
+    reading found, for declarations written every way above: no second run, nothing unaudited."""
+    from solve_in_lean.verify import _unaudited, build_audit
+
+    code, k = "", 0
+    for (opening, closing), decls in blocks:
+        code += opening
+        for d in decls:
+            code += d.replace("{k}", str(k))
+            k += 1
+        code += closing
+    audit = build_audit(code, target=None, answer_name=None, evaluates=False)
+    raw = kernel.check(audit.text, header=MINI_PRELUDE)
+    assert raw.ok, (code, raw.messages)
+    assert raw.declarations, code
+    assert _unaudited(audit, raw) == [], code
+    v = verify(code, kernel, header=MINI_PRELUDE)
+    assert v.verified, (code, v.reasons)
