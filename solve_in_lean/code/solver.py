@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ MAX_FEEDBACK_CHARS = 2000
 """How much of a run's output goes back to the model (the sandbox caps what it collects)."""
 
 
+@lru_cache(maxsize=1)
 def templates() -> dict[str, PromptTemplate]:
     """The solver's prompts (`code`, `code_output`), from the TOML files beside this module."""
     return load_templates(PROMPTS)
@@ -59,8 +61,10 @@ def printed_answer(stdout: str) -> str | None:
     return extract_answer(lines[-1])
 
 
-def _printed_values(stdout: str) -> list[str]:
-    return [v for line in stdout.splitlines() if (v := printed_answer(line)) is not None]
+def _printed_values(stdout: str, last: int = 50) -> list[str]:
+    """The values on the last `last` lines (an answer is printed at the end; reading every line
+    of 64 KiB of output through sympy would cost more than the run)."""
+    return [v for line in stdout.splitlines()[-last:] if (v := printed_answer(line)) is not None]
 
 
 @dataclass
