@@ -1,0 +1,272 @@
+"""Seeded word problems over small quantities, in English and in the prelude dialect of Lean.
+
+Every problem comes with everything each task trains or evaluates on: the English question, a
+chain-of-thought solution ending "The answer is N.", the answer, a Lean statement in the
+PutnamBench shape (answer abstracted) against `examples/prelude.lean`, a Lean solution (the
+answer as a numeral plus a proof the kernel accepts) and a back-translation reference. A
+`prove` twin states the same arithmetic as a theorem.
+
+Numbers are the prelude's `N`: `N.zero`..`N.four`, and above four `N.add N.four (…)`, so the
+kernel checks an answer by reducing both sides (the proof is the hypothesis itself, accepted
+only if the answer's numeral is the value of the computation in the statement).
+
+Splits are disjoint twice over: each template's phrasings (frames) are dealt to train, valid
+and test, and so are the numbers of each template (by a hash of the operands). A test problem
+therefore has both a wording and numbers that no training problem has. The generator draws as
+many problems as asked for (names and objects vary; the arithmetic repeats).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SPLITS = ("train", "valid", "test")
+
+NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Eva", "Leo", "Zoe", "Max", "Ivy", "Dan", "Amy", "Raj", "Kim",
+         "Noah", "Lily", "Omar", "Nina", "Paul", "Rosa")
+OBJECTS = ("apples", "pears", "pens", "books", "cards", "shells", "stones", "coins", "marbles", "stamps",
+           "cookies", "flowers", "toys", "plums", "beads", "cups", "eggs", "kites")
+
+
+def numeral(n: int) -> str:
+    """The canonical prelude numeral of n >= 0: `N.zero`..`N.four`, then `N.add N.four (…)`."""
+    if n < 0:
+        raise ValueError(f"no natural-number numeral for {n}")
+    small = ("N.zero", "N.one", "N.two", "N.three", "N.four")
+    if n <= 4:
+        return small[n]
+    rest = numeral(n - 4)
+    return f"N.add N.four {rest if n - 4 <= 4 else f'({rest})'}"
+
+
+def printed_numeral(n: int) -> str:
+    """`numeral(n)` as Lean prints it back (`#print`, field notation): `N.four.add (N.four.add N.one)`."""
+    if n <= 4:
+        return numeral(n)
+    rest = printed_numeral(n - 4)
+    return f"N.four.add {rest if n - 4 <= 4 else f'({rest})'}"
+
+
+def _arg(n: int) -> str:
+    """A numeral as a function argument (parenthesised when compound)."""
+    return numeral(n) if n <= 4 else f"({numeral(n)})"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One kind of problem: its operands' ranges, frames (phrasings) and how it computes."""
+
+    name: str
+    ranges: tuple[tuple[int, int], ...]
+    frames: tuple[str, ...]
+    """English with {name}, {other}, {obj} and {a}, {b}, {c}; dealt to splits by index."""
+    value: Callable[..., int]
+    lean: Callable[..., str]
+    """The computation as a prelude term over numerals."""
+    steps: Callable[..., list[str]]
+    """The arithmetic, one step per entry ("3 + 4 = 7")."""
+    cot: str
+    """The worked solution's first sentence, then the steps; `{steps}` is filled in."""
+    words: Callable[..., str]
+    """The computation in words, for `prove` twins and back-translations."""
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+def _mul(a: int, b: int) -> int:
+    return a * b
+
+
+def _two_step(a: int, b: int, c: int) -> int:
+    return a * b + c
+
+
+TEMPLATES: dict[str, Template] = {t.name: t for t in (
+    Template("add", ((1, 9), (1, 9)), (
+        "{name} has {a} {obj} and buys {b} more. How many {obj} does {name} have now?",
+        "{name} picks {a} {obj} in the morning and {b} {obj} in the afternoon. How many {obj} does {name} pick in all?",
+        "There are {a} {obj} on the table. {name} puts {b} more {obj} on the table. How many {obj} are on the table?",
+        "A box holds {a} {obj}. {name} adds {b} {obj} to the box. How many {obj} are in the box now?",
+        "{name} found {a} {obj} on Monday and {b} {obj} on Tuesday. How many {obj} did {name} find?",
+    ), _add, lambda a, b: f"N.add {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} + {b} = {a + b}"],
+        "Together that is {steps}.", lambda a, b: f"{a} plus {b}"),
+    Template("multiply", ((2, 5), (2, 4)), (
+        "{name} has {a} bags with {b} {obj} in each bag. How many {obj} does {name} have?",
+        "There are {a} rows of {obj} with {b} {obj} in each row. How many {obj} are there?",
+        "{name} buys {a} packs of {obj}. Each pack has {b} {obj}. How many {obj} does {name} buy?",
+        "{a} children each bring {b} {obj}. How many {obj} do they bring in all?",
+        "{name} fills {a} boxes with {b} {obj} each. How many {obj} are in the boxes?",
+    ), _mul, lambda a, b: f"N.mul {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} * {b} = {a * b}"],
+        "There are {a} groups of {b}, so {steps}.", lambda a, b: f"{a} times {b}"),
+    Template("compare", ((1, 9), (1, 6)), (
+        "{name} has {a} {obj}. {other} has {b} more {obj} than {name}. How many {obj} does {other} have?",
+        "{name} made {a} {obj}. {other} made {b} {obj} more than {name}. How many {obj} did {other} make?",
+        "A red box has {a} {obj}. A blue box has {b} more {obj} than the red box. How many {obj} are in the blue box?",
+        "{name} is given {a} {obj}. {other} is given {b} more than {name}. How many {obj} is {other} given?",
+        "Last week {name} sold {a} {obj}. This week {name} sold {b} more than last week. How many {obj} did {name} sell this week?",
+    ), _add, lambda a, b: f"N.add {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} + {b} = {a + b}"],
+        "{b} more than {a} is {steps}.", lambda a, b: f"{a} plus {b}"),
+    Template("two-step", ((2, 3), (2, 4), (2, 5)), (
+        "{name} has {a} bags with {b} {obj} in each bag and {c} more {obj} in a pocket. How many {obj} does {name} have?",
+        "There are {a} plates with {b} {obj} on each plate, and {c} {obj} on the table. How many {obj} are there in all?",
+        "{name} buys {a} packs of {b} {obj} and then finds {c} {obj}. How many {obj} does {name} have?",
+        "{a} children each bring {b} {obj}, and the teacher brings {c} {obj}. How many {obj} are there?",
+        "{name} fills {a} boxes with {b} {obj} each and keeps {c} {obj} aside. How many {obj} are there?",
+    ), _two_step, lambda a, b, c: f"N.add (N.mul {_arg(a)} {_arg(b)}) {_arg(c)}",
+        lambda a, b, c: [f"{a} * {b} = {a * b}", f"{a * b} + {c} = {a * b + c}"],
+        "First {a} groups of {b}, then {c} more: {steps}.", lambda a, b, c: f"{a} times {b}, plus {c}"),
+)}
+
+FRAME_SPLITS = ("train", "train", "train", "valid", "test")
+"""Which split each frame index of a template belongs to."""
+NUMBER_SHARES = {"valid": 0.1, "test": 0.2}
+"""The share of each template's operand tuples held out for valid and test (at least one each)."""
+
+
+def _rank(template: str, numbers: tuple[int, ...]) -> bytes:
+    """A stable pseudo-random order of operand tuples: the same on every machine and run."""
+    return hashlib.sha256(f"{template}:{','.join(map(str, numbers))}".encode()).digest()
+
+
+def split_numbers(template: Template, split: str) -> list[tuple[int, ...]]:
+    """The template's operand tuples in `split`: all tuples in a hashed order, the first ones to
+    test, the next to valid, the rest to train."""
+    tuples: list[tuple[int, ...]] = [()]
+    for lo, hi in template.ranges:
+        tuples = [t + (n,) for t in tuples for n in range(lo, hi + 1)]
+    tuples.sort(key=lambda t: _rank(template.name, t))
+    n_test = max(1, round(NUMBER_SHARES["test"] * len(tuples)))
+    n_valid = max(1, round(NUMBER_SHARES["valid"] * len(tuples)))
+    parts = {"test": tuples[:n_test], "valid": tuples[n_test:n_test + n_valid], "train": tuples[n_test + n_valid:]}
+    return sorted(parts[split])
+
+
+def split_frames(template: Template, split: str) -> list[int]:
+    return [i for i in range(len(template.frames)) if FRAME_SPLITS[i % len(FRAME_SPLITS)] == split]
+
+
+@dataclass
+class WorldProblem:
+    """One problem with everything each task needs; `to_row` writes it in the eval JSONL format."""
+
+    id: str
+    split: str
+    template: str
+    frame: int
+    numbers: tuple[int, ...]
+    question: str
+    solution: str
+    """Chain of thought ending "The answer is N."."""
+    value: int
+    statement: str
+    """abbrev ID_answer : N := sorry / theorem ID (...) : ... := by sorry"""
+    proof: str
+    """A Lean solution the kernel accepts: the answer's numeral and the theorem's proof."""
+    backtranslation: str
+    """What the statement says, in English (the reference for reading Lean back)."""
+    prove_question: str = ""
+    prove_statement: str = ""
+    prove_proof: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lean_answer(self) -> str:
+        """The answer as Lean prints the solution's answer definition (the reference of lean-solve)."""
+        return printed_numeral(self.value)
+
+    def to_row(self, task: str = "lean") -> dict[str, Any]:
+        """A row of our JSONL format. `lean`: the compute problem with the Lean numeral as the answer
+        (lean-solve, formalize, backtranslate); `cot`: the same with the decimal answer; `prove`:
+        the arithmetic as a theorem to prove."""
+        common = {"split": self.split, "template": self.template, "frame": self.frame,
+                  "numbers": list(self.numbers)}
+        if task == "prove":
+            return {"id": f"{self.id}_prove", "question": self.prove_question,
+                    "formal": {"kind": "prove", "statement": self.prove_statement},
+                    "proof": self.prove_proof, **common}
+        if task not in ("lean", "cot"):
+            raise ValueError(f"unknown row kind {task!r}; choose lean, cot or prove")
+        return {"id": self.id, "question": self.question,
+                "answer": self.lean_answer if task == "lean" else str(self.value),
+                "solution": self.solution, "formal": {"kind": "compute", "statement": self.statement},
+                "proof": self.proof, "backtranslation": self.backtranslation, **common}
+
+
+def make_problem(template: str, frame: int, numbers: tuple[int, ...], *, id: str, name: str, other: str,
+                 obj: str) -> WorldProblem:
+    """One problem from its template, frame, operands and story names."""
+    t = TEMPLATES[template]
+    keys = dict(zip("abc", numbers))
+    question = t.frames[frame].format(name=name, other=other, obj=obj, **keys)
+    value = t.value(*numbers)
+    steps = t.steps(*numbers)
+    solution = f"{t.cot.format(steps=', then '.join(steps), **keys)} The answer is {value}."
+    term = t.lean(*numbers)
+    # Lean names come from the story, not the problem id: a solver copies a word it has read
+    theorem, fact = f"{obj}_count", f"{template.replace('-', '_')}_fact"
+    binder = f"({obj} : N) (h₀ : Eq {obj} ({term}))"
+    statement = (f"abbrev {theorem}_answer : N := sorry\n"
+                 f"theorem {theorem} {binder} : Eq {obj} {theorem}_answer := by sorry\n")
+    proof = (f"-- {', '.join(steps)}\n"
+             f"noncomputable abbrev {theorem}_answer : N := {numeral(value)}\n"
+             f"theorem {theorem} {binder} : Eq {obj} {theorem}_answer :=\n  h₀\n")
+    words = t.words(*numbers)
+    back = f"The number of {obj} is {words}. How many {obj} are there?"
+    prove_statement = f"theorem {fact} : Eq ({term}) ({numeral(value)}) := by sorry\n"
+    prove_proof = f"theorem {fact} : Eq ({term}) ({numeral(value)}) :=\n  Eq.refl ({numeral(value)})\n"
+    return WorldProblem(id, "", template, frame, tuple(numbers), question, solution, value, statement, proof,
+                        back, f"Show that {words} equals {value}.", prove_statement, prove_proof)
+
+
+def generate(split: str, n: int, *, seed: int = 0, templates: tuple[str, ...] | None = None) -> list[WorldProblem]:
+    """`n` problems of `split`, templates in turn, frames, operands and names drawn under `seed`.
+    The same arguments always give the same problems; any `n` can be asked for."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    chosen = [TEMPLATES[t] for t in (templates or tuple(TEMPLATES))]
+    rng = random.Random(f"{seed}:{split}")
+    pools = {t.name: (split_frames(t, split), split_numbers(t, split)) for t in chosen}
+    out = []
+    for i in range(n):
+        t = chosen[i % len(chosen)]
+        frames, numbers = pools[t.name]
+        name, other = rng.sample(NAMES, 2)
+        p = make_problem(t.name, rng.choice(frames), rng.choice(numbers), id=f"{split}-{t.name}-{i}", name=name,
+                         other=other, obj=rng.choice(OBJECTS))
+        p.split = split
+        out.append(p)
+    return out
+
+
+def write_jsonl(rows: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def export(out: str | Path, sizes: dict[str, int] | None = None, *, seed: int = 0) -> dict[str, Path]:
+    """Write every split in the formats `eval` reads: SPLIT.jsonl (compute problems, Lean numeral
+    answers: lean-solve, formalize, backtranslate, and all training tasks), SPLIT_cot.jsonl (decimal
+    answers: cot) and SPLIT_prove.jsonl (theorems: prove). Returns the paths by file stem."""
+    sizes = sizes or {"train": 2000, "valid": 100, "test": 100}
+    out = Path(out)
+    paths: dict[str, Path] = {}
+    for split, n in sizes.items():
+        problems = generate(split, n, seed=seed)
+        paths[split] = write_jsonl([p.to_row("lean") for p in problems], out / f"{split}.jsonl")
+        paths[f"{split}_cot"] = write_jsonl([p.to_row("cot") for p in problems], out / f"{split}_cot.jsonl")
+        paths[f"{split}_prove"] = write_jsonl([p.to_row("prove") for p in problems], out / f"{split}_prove.jsonl")
+    return paths
+
+
+def describe() -> dict[str, Any]:
+    """The world's shape, for docs and bench output: templates, frames and operands per split."""
+    return {t.name: {s: {"frames": len(split_frames(t, s)), "operand_tuples": len(split_numbers(t, s))}
+                     for s in SPLITS} for t in TEMPLATES.values()}

@@ -1,0 +1,118 @@
+"""The small world: curriculum (determinism, disjoint splits, kernel-checked solutions), and the
+CPU-trained model on the verified path and in the transfer harness (positive controls).
+
+The model tests are `slow`: they train the model once (a few minutes on two cores) into the user
+cache, or reuse it there, and then evaluate through `eval.run.evaluate` and `eval.transfer`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autoformalize.problem import FormalProblem
+from solve_in_lean.eval.datasets import usable
+from solve_in_lean.problems import load_items
+from solve_in_lean.solve import target_of
+from solve_in_lean.verify import VerifyRequest, verify_many
+from solve_in_lean.world.curriculum import (SPLITS, TEMPLATES, export, generate, make_problem, numeral,
+                                            printed_numeral, split_frames, split_numbers)
+
+ROOT = Path(__file__).resolve().parents[1]
+PRELUDE = (ROOT / "examples" / "prelude.lean").read_text(encoding="utf-8")
+
+
+def _value(term: str) -> int:
+    """A numeral's value, read independently of `numeral` (N.add N.four X is 4 + X)."""
+    small = {"N.zero": 0, "N.one": 1, "N.two": 2, "N.three": 3, "N.four": 4}
+    term = term.strip()
+    while term.startswith("(") and term.endswith(")"):
+        term = term[1:-1].strip()
+    if term in small:
+        return small[term]
+    head = "N.add N.four "
+    assert term.startswith(head), term
+    return 4 + _value(term[len(head):])
+
+
+@pytest.mark.parametrize("n", range(0, 25))
+def test_numerals_denote_their_value(n):
+    assert _value(numeral(n)) == n
+    assert printed_numeral(n) == numeral(n).replace("N.add N.four", "N.four.add")
+
+
+def test_generation_is_seeded_and_unlimited():
+    a, b = generate("train", 50, seed=3), generate("train", 50, seed=3)
+    assert [p.to_row() for p in a] == [p.to_row() for p in b]
+    assert [p.question for p in generate("train", 50, seed=4)] != [p.question for p in a]
+    many = generate("train", 5000, seed=0)
+    assert len({p.id for p in many}) == 5000
+    assert {p.template for p in many} == set(TEMPLATES)
+
+
+def test_splits_are_disjoint_by_wording_and_by_numbers():
+    for t in TEMPLATES.values():
+        frames = {s: set(split_frames(t, s)) for s in SPLITS}
+        numbers = {s: set(split_numbers(t, s)) for s in SPLITS}
+        for i, s in enumerate(SPLITS):
+            assert frames[s] and numbers[s], (t.name, s)
+            for other in SPLITS[i + 1:]:
+                assert not frames[s] & frames[other] and not numbers[s] & numbers[other]
+    problems = {s: generate(s, 400, seed=1) for s in SPLITS}
+    seen = {(p.template, p.frame) for p in problems["train"]}, {(p.template, p.numbers) for p in problems["train"]}
+    for p in problems["test"] + problems["valid"]:
+        assert (p.template, p.frame) not in seen[0] and (p.template, p.numbers) not in seen[1]
+    assert {p.id for p in problems["train"]}.isdisjoint(p.id for p in problems["test"])
+
+
+def test_problem_fields_agree():
+    p = make_problem("two-step", 0, (3, 4, 2), id="two_step_9", name="Tom", other="Ann", obj="pens")
+    assert p.value == 14 and p.solution.endswith("The answer is 14.")
+    assert "3 * 4 = 12" in p.solution and "12 + 2 = 14" in p.proof
+    assert "3" in p.question and "4" in p.question and "2" in p.question
+    assert p.statement.startswith("abbrev pens_count_answer : N := sorry\ntheorem pens_count (pens : N)")
+    assert p.to_row("cot")["answer"] == "14" and p.to_row("lean")["answer"] == printed_numeral(14)
+    assert p.to_row("prove")["formal"]["kind"] == "prove"
+    with pytest.raises(ValueError):
+        p.to_row("nonsense")
+    with pytest.raises(ValueError):
+        generate("holdout", 1)
+
+
+def test_export_is_read_by_eval(tmp_path):
+    paths = export(tmp_path, {"train": 8, "test": 4}, seed=0)
+    assert set(paths) == {"train", "train_cot", "train_prove", "test", "test_cot", "test_prove"}
+    for task, name in (("lean-solve", "test"), ("formalize", "test"), ("backtranslate", "test"),
+                       ("cot", "test_cot"), ("prove", "test_prove")):
+        items = load_items(paths[name])
+        assert len(usable(task, items, paths[name])) == 4
+    item = load_items(paths["test"])[0]
+    assert item["formal"]["kind"] == "compute" and item["meta"]["proof"] and item["solution"]
+
+
+def _requests(rows):
+    out = []
+    for row in rows:
+        fp = FormalProblem.from_dict({"id": row["id"], "source": row["question"], **row["formal"], "header": PRELUDE})
+        out.append((row, VerifyRequest(row["proof"], PRELUDE, target_of(fp),
+                                       fp.answer_name if fp.kind == "compute" else None)))
+    return out
+
+
+def test_the_kernel_verifies_every_template_and_rejects_a_wrong_answer(kernel):
+    problems = [p for s in SPLITS for p in generate(s, 8, seed=2)]
+    rows = [p.to_row("lean") for p in problems] + [p.to_row("prove") for p in problems[:8]]
+    reqs = _requests(rows)
+    verdicts = verify_many([r for _, r in reqs], kernel)
+    assert all(v.verified for v in verdicts), [v.reasons for v in verdicts if not v.verified]
+    for (row, _), v in zip(reqs, verdicts):
+        if row["formal"]["kind"] == "compute":
+            assert " ".join(v.answer.split()) == row["answer"]  # the reference is what Lean prints
+    # negative control: the answer one too high does not verify (the kernel decides, not the text)
+    p = problems[0]
+    wrong = p.proof.replace(f":= {numeral(p.value)}\n", f":= {numeral(p.value + 1)}\n")
+    assert wrong != p.proof
+    row = {**p.to_row("lean"), "proof": wrong}
+    assert not verify_many([_requests([row])[0][1]], kernel)[0].verified
