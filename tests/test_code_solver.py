@@ -149,3 +149,14 @@ def test_printed_values_are_read_whole_or_like_a_final_sentence() -> None:
                              "The answer is \\boxed{\\frac{\\sqrt{2}}{2}}."])
     r = solve_with_code("What is sqrt(8)/4?", gen, params=PARAMS, turns=2, limits=LIMITS)
     assert r.label == COMPUTED_BY_PYTHON and r.answer is not None and "sqrt(2)" in r.answer
+
+
+def test_a_sandbox_that_cannot_start_stops_the_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not scored as a wrong answer: every later run would fail the same way."""
+    import sys
+
+    from solve_in_lean.errors import UnavailableError
+
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with pytest.raises(UnavailableError, match="could not start"):
+        solve_with_code("Two?", ScriptedGenerator([block("print(2)")]), params=PARAMS, turns=1, limits=LIMITS)

@@ -23,6 +23,7 @@ from typing import Any
 from autoformalize.prompting import PromptTemplate, load_templates
 from solve_in_lean.answers import equivalent, extract_answer, normalize, to_text
 from solve_in_lean.code.sandbox import SandboxLimits, SandboxResult, run_python
+from solve_in_lean.errors import UnavailableError
 from solve_in_lean.models.base import ChatMessage, Generator, SamplingParams
 from solve_in_lean.parallel import default_workers, ordered_map
 
@@ -132,6 +133,16 @@ def _settle(sample: Sample, raw: str | None, from_output: bool) -> None:
     sample.source = COMPUTED_BY_PYTHON if backed else UNVERIFIED
 
 
+def _run(cells: list[str], limits: SandboxLimits) -> SandboxResult:
+    """One sandbox run; a sandbox that cannot confine code stops the solve (UnavailableError):
+    every later run would fail the same way, and scoring them as wrong answers would hide it."""
+    result = run_python(cells, limits)
+    if result.status == "sandbox_error":
+        raise UnavailableError(f"{result.message} The code solver needs Linux with Landlock and libseccomp2 "
+                               "(docs/code_interpreter.md).")
+    return result
+
+
 def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | None, last: bool,
           feedback: PromptTemplate) -> None:
     """Advance one conversation by the model's turn `text` and, when it had code, its run."""
@@ -168,7 +179,7 @@ def solve_with_code(problem: str, generator: Generator, *, params: SamplingParam
         active = [s for s in convs if not s.done]
         codes = [python_blocks(text) for text in texts]
         jobs = [s.cells + [c] for s, c in zip(active, codes) if c is not None]
-        runs = iter(ordered_map(lambda cells: run_python(cells, limits), jobs, default_workers()))
+        runs = iter(ordered_map(lambda cells: _run(cells, limits), jobs, default_workers()))
         for sample, text, code in zip(active, texts, codes):
             _step(sample, text, code, next(runs) if code is not None else None, turn == turns - 1,
                   prompts["code_output"])
