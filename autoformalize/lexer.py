@@ -8,7 +8,7 @@ this reading (a refused word hidden in what we wrongly take for a comment would 
 whatever the lexer cannot read with certainty raises `LexError` instead of guessing:
 unterminated comments, strings, char literals and `«…»` escapes, invalid escapes and
 numerals, tabs and stray carriage returns (Lean rejects them too), and strings that Lean
-could read two ways (see `lex`).
+could read two ways (see `_Lexer.string`). The rules, and why, are in docs/verification.md.
 
 It lives in `autoformalize` (the lowest layer) so both the statement reader here and the
 verifier in `solve_in_lean` share one reading of Lean text.
@@ -52,6 +52,8 @@ class LexError(ValueError):
 
 @dataclass(frozen=True)
 class Token:
+    """One token Lean reads as code (comments are not tokens; strings and chars are, their text hidden)."""
+
     kind: TokenKind
     start: int
     end: int
@@ -71,7 +73,7 @@ class Lexed:
     hidden: list[tuple[int, int]] = field(default_factory=list)
     """Spans Lean never reads as code: comments and the text of string and char literals."""
     braced_strings: int = 0
-    """String literals with `{` in them: Lean may read them as interpolations (see `lex`)."""
+    """String literals with `{` in them: Lean may read them as interpolations (see `_Lexer.string`)."""
 
     def masked(self) -> str:
         """The code with every hidden span blanked (newlines kept, so offsets and lines hold)."""

@@ -210,8 +210,8 @@ def _refused_in_raw_text(code: str) -> list[str]:
         out.add(f"set_option {m.group(1)}", "changes how Lean checks (kernel, interpreter, trust or docs)",
                 m.start())
     for m in _REFUSED_ATTRS_RAW.finditer(code):
-        out.add(f"@[{m.group(1) or m.group(2)}]", "attaches unchecked behaviour to a declaration (found in a file whose "
-                "`{…}` strings Lean may read as code)", m.start())
+        out.add(f"@[{m.group(1) or m.group(2)}]", "attaches unchecked behaviour to a declaration (found in a "
+                "file whose `{…}` strings Lean may read as code)", m.start())
     return out.reasons
 
 
