@@ -201,3 +201,14 @@ def test_text_reading_covers_honest_declarations_so_lean_runs_once(kernel):
     assert v.verified, v.reasons
     assert len(calls) == 1
     assert set(v.check.declarations) >= {"T", "T.a", "T.b", "«x y».t", "N.zero", "Eq.refl"}
+
+
+def test_internal_exception_folded_into_the_real_error_or_explained():
+    from solve_in_lean.lean.base import Message
+    from solve_in_lean.lean.messages import fold_internal_exceptions
+
+    real = Message("error", 3, 17, "Unknown identifier `nope`", 3, 21)
+    bare = Message("error", 3, 0, "internal exception #3", 3, 21)
+    assert fold_internal_exceptions([real, bare]) == [real]
+    alone = fold_internal_exceptions([Message("error", 7, 0, "internal exception #3", 7, 30)])
+    assert len(alone) == 1 and "aborted this declaration" in alone[0].text
