@@ -18,8 +18,12 @@ NO_MODEL = ["--model", "/nonexistent/model", "--model-backend", "transformers"]
 """A model that cannot load: a test that gets past it would say "no model available"."""
 
 
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "LEAN_SOLVE_PROGRESS": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+"""No progress bars (ours or the model loader's) on stderr: it must hold our one sentence only."""
+
+
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEAN_SOLVE_PROGRESS": "0"}
+    env = ENV
     return subprocess.run([sys.executable, "-m", "solve_in_lean", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -146,3 +150,38 @@ def test_batch_reports_unusable_rows_and_records_an_overlong_problem(kernel, tin
     assert summary["status"]["error"] == 1
     records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert "max_problem_chars=200" in records["long"]["error"] and "error" not in records["ok2"]
+
+
+def test_eval_holds_the_lock_on_its_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    gsm8k = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k", "train_sample.jsonl")
+    with RunLock(run_dir):  # the cache (on by default for eval) loads the model only when it is needed
+        proc = run("eval", "--task", "cot", "--data", gsm8k, "--limit", "1", "--out", str(run_dir),
+                   "--cache", str(tmp_path / "c.sqlite"), *NO_MODEL)
+    one_sentence(proc, str(os.getpid()))
+    assert not (run_dir / "records.jsonl").exists()
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_a_full_disk_stops_the_batch_with_one_sentence_and_a_rerun_resumes(kernel, tiny_model_dir, header,
+                                                                          tmp_path):
+    """`ulimit -f` (a file-size limit, no root needed) makes every write past it fail as a full disk does."""
+    question = QUESTION + " He counts them again and again." * 100  # records of ~10 KB: larger than Lean's files
+    formal = {"kind": "compute", "header": MINI_PRELUDE, "source": question,
+              "statement": "abbrev s_answer : N := sorry\ntheorem s (x : N) (h : Eq x N.four) : Eq x s_answer := by sorry\n"}
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"p{i}", "question": question, "formal": {**formal, "id": f"p{i}"}})
+                              + "\n" for i in range(3)))
+    out = tmp_path / "out.jsonl"
+    args = ["solve", "-i", str(source), "-o", str(out), "-b", "kernel", "--header", str(header), "--model",
+            str(tiny_model_dir), "-n", "1", "--formalize-samples", "1", "--cot-samples", "1", "--rounds", "0",
+            "--max-new-tokens", "8"]
+    full = subprocess.run(["bash", "-c", 'ulimit -f 8 && exec "$@"', "bash", sys.executable, "-m", "solve_in_lean",
+                           *args], capture_output=True, text=True, timeout=300, env=ENV)
+    one_sentence(full, "the batch stopped: File too large", "run the same command again to resume")
+    again = run(*args, "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["finished"] == 3 and summary["status"]["error"] == 0 and summary["done_now"] >= 1
+    lines = out.read_text().splitlines()
+    assert sorted(json.loads(ln)["id"] for ln in lines) == ["p0", "p1", "p2"]  # none lost, none twice, no torn line

@@ -232,6 +232,16 @@ def batch_io(text: str | None, input: str | None, output: str | None,
     if path.exists() and path.resolve() == Path(input).resolve():
         raise InputError(f"{output}: the results file must not be the input file")
     path.parent.mkdir(parents=True, exist_ok=True)  # the lock file lives beside the results file
+    writes_fail_cleanly()
     with run_lock(path):
         open_store(path)  # a damaged line is reported now, not after the model has loaded
         yield items, unusable
+
+
+def writes_fail_cleanly() -> None:
+    """A file-size limit (`ulimit -f`) kills the process with SIGXFSZ by default; ignored, the
+    write fails with EFBIG instead and the batch stops with one sentence, as on a full disk."""
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -12,7 +12,7 @@ from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOp
                                       ModelBackendOpt, ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt,
                                       SamplesOpt, TemperatureOpt, TimeoutOpt, check_header, check_writable_dir,
                                       make_generator, model_errors, print_json, read_header,
-                                      settings_from)
+                                      settings_from, writes_fail_cleanly)
 from solve_in_lean.errors import InputError
 
 TASK_HELP = "cot | code | lean-solve | formalize | backtranslate | prove"
@@ -78,6 +78,7 @@ def eval_command(
     options = TaskOptions(settings.solve, tuple(k) or (1,))
     selection = select_items(task, data, fmt=data_format, split=split, limit=limit, seed=seed)
     check_writable_dir(out, "the run directory")
+    writes_fail_cleanly()
     header_text = read_header(settings) if task in NEEDS_LEAN else ""
     checker = make_checker(settings) if task in NEEDS_LEAN else None
     try:
