@@ -101,6 +101,7 @@ def model_proposer(generator, params, *, n: int = 8):  # type: ignore[no-untyped
     from solve_in_lean.prompts import get_prompt
 
     template = get_prompt("tactic")
+    params = replace(params, stop=tuple(dict.fromkeys((*params.stop, *template.stop))))  # the prompt's stop strings
 
     def propose(goals: tuple[str, ...], tactics: tuple[str, ...]) -> list[tuple[str, float]]:
         prompt = template.render(goals="\n\n".join(goals), tactics="\n".join(tactics) or "(none yet)")
