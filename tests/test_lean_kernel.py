@@ -76,24 +76,27 @@ def test_timeout_kills_lean_and_next_check_works(kernel):
     assert after.ok
 
 
-def test_no_lean_process_survives_a_timeout(kernel):
-    before = _lean_processes()
+def test_no_lean_process_survives_a_timeout(kernel, monkeypatch):
+    mark = f"LEAN_SOLVE_TEST_MARK=timeout-{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.setenv(*mark.split("=", 1))  # Lean inherits it: other jobs' Lean never counts
     kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=1.0)
     time.sleep(0.2)
-    assert _lean_processes() <= before
+    assert not _lean_processes(mark.encode())
 
 
-def _lean_processes() -> set[int]:
-    """Pids of running `... --json --stdin` Lean processes."""
+def _lean_processes(mark: bytes) -> set[int]:
+    """Pids of running `... --json --stdin` Lean processes whose environment carries `mark`."""
     found = set()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    marked = mark in f.read().split(b"\0")
             except OSError:
                 continue  # the process ended while we looked
-            if b"--stdin" in argv and b"--json" in argv:
+            if marked and b"--stdin" in argv and b"--json" in argv:
                 found.add(int(pid))
     return found
 

