@@ -3,11 +3,11 @@ transfer experiments (train on a task mixture, evaluate every task). docs/evalua
 
 Modules are imported where used (torch and matplotlib only by those that need them):
 
-    datasets      load_items, select, usable: GSM8K, MATH, miniF2F, formalize records, our JSONL
+    datasets      select, usable: a seeded sample, what each task needs (files: solve_in_lean.problems)
     tasks         run_cot, run_lean_solve, run_formalize, run_backtranslate, run_prove, task_metrics
     metrics       wilson_interval, pass_at_k, mcnemar_exact, paired_comparison
     run           select_items, evaluate, load_run: config.json, records.jsonl, metrics.json
-    parallel      BatchingGenerator, run_parallel: items in flight on a GPU
+    parallel      BatchingGenerator: items in flight on a GPU, their model calls batched
     report        report, compare, plots
     trainingdata  examples_from, mix: one chat format for every task
     finetune      finetune, TrainConfig: LoRA (peft) or full fine-tuning
