@@ -110,6 +110,8 @@ _HEX = set("0123456789abcdefABCDEF")
 _QUOTABLE = set("\\\"'rnt")
 _BRACKETS = {"(": ")", "[": "]", "{": "}", "⟨": "⟩", "⦃": "⦄"}
 _CLOSERS = {v: k for k, v in _BRACKETS.items()}
+_GLUE_SAFE = frozenset(")]}⟩⦄,")
+"""Symbols no Lean token continues with `-` or `/`, so a comment right after them is safe."""
 
 
 def plain_identifier(component: str) -> bool:
@@ -133,8 +135,14 @@ class _Lexer:
 
     # -- whitespace and comments (`whitespace`, `finishCommentBlock`) -------------------------
 
-    def skip_ws(self, i: int) -> int:
+    def skip_ws(self, i: int, after_symbol: bool = False) -> int:
+        """Skip whitespace and comments. `after_symbol`: a symbol token ends right at `i`; then a
+        comment opener there is refused, for Lean may read the symbol and the `-` or `/` as one
+        token (`y <-- #eval …` is `<-`, `-`, a command: seen running)."""
         code, n = self.code, self.n
+        if after_symbol and code.startswith(("--", "/-"), i):
+            raise self.fail(i, f"a comment opener glued to the symbol `{code[i - 1]}` before it; Lean may "
+                               "read them as one token (put a space between)")
         while i < n:
             c = code[i]
             if c == " " or c == "\n":
@@ -364,7 +372,9 @@ class _Lexer:
         stack: list[tuple[str, int]] = []
         opened = i - 1
         while True:
-            i = self.skip_ws(i)
+            last = toks[-1] if toks else None
+            glued = last is not None and last.end == i and last.kind == "symbol" and last.text not in _GLUE_SAFE
+            i = self.skip_ws(i, glued)
             if i >= n:
                 if depth:
                     raise self.fail(opened, "an interpolated string whose `{` is never closed")

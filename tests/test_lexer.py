@@ -72,6 +72,9 @@ def test_masks_what_lean_skips(src, visible):
     ("f '' \"x\"", "character literal"),                      # `''` where Lean could read a char
     ('"a\\\n\n b"', "second newline"),
     ("«a\nb»", "spans lines"),
+    ("y <-- c", "glued to the symbol `<`"),                   # Lean reads `<-` then `-`: no comment
+    ("y //- c -/", "glued to the symbol `/`"),                # `//` is a token with Init
+    ("y :=--c", "glued to the symbol `=`"),
 ])
 def test_fails_closed(src, what):
     with pytest.raises(LexError) as e:

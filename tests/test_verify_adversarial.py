@@ -102,6 +102,17 @@ def test_parse_error_inside_an_interpolation_cannot_smuggle_a_command(kernel):
     assert "reads differently as a plain and as an interpolated string" in v.reasons[0]
 
 
+def test_comment_glued_to_a_symbol_cannot_hide_a_command(kernel):
+    """`<-` is a token even in a prelude file: `y <-- #print N` is `<-`, `-`, then a command Lean
+    runs after the parse error. A comment opener glued to a symbol is refused."""
+    code = "noncomputable def x : N := y <-- #print N\ntheorem t : True := True.intro\n"
+    raw = kernel.check(code, header=MINI_PRELUDE)
+    assert any(m.text.startswith("inductive N") for m in raw.messages)  # Lean did run it
+    v = verify(code.replace("#print N", '#eval IO.Process.run { cmd := "sh" }'), kernel, header=MINI_PRELUDE)
+    assert not v.verified and v.check.status == "refused"
+    assert "glued to the symbol `<`" in v.reasons[0]
+
+
 # --- declarations the text could hide ------------------------------------------------------
 
 CHEAT_HEADER = MINI_PRELUDE + "axiom cheat : False\n"
