@@ -7,7 +7,9 @@ The lock is `flock` on `<path>.lock`, whose content records the holder (pid, hos
 time) so a second process can say who holds it. The kernel releases `flock` when its holder
 dies, however it dies, so a lock left by a killed run is simply taken over (`previous` keeps
 the dead holder's record). A clean release deletes the file; a file that is still there with
-its lock free therefore means its holder was killed.
+its lock free therefore means its holder was killed. The lock file is never inherited by a
+program the holder runs (close-on-exec), so a Lean left running cannot keep a run locked; a
+process merely forked from the holder (multiprocessing's fork) does share it until it exits.
 
 Shared storage (NFS), as well as it can: Linux NFS clients map `flock` onto NFS byte-range
 locks, which other hosts see when the server supports locking (NFSv4, or v3 with lockd). On a
