@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown Lean backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     mathlib = settings.lean.mathlib if args.mathlib is None else args.mathlib
     try:
-        checker = get_checker(backend, timeout_s=timeout or settings.solve.timeout_s,
+        checker = get_checker(backend, timeout_s=settings.solve.timeout_s if timeout is None else timeout,
                               memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
                               mathlib=mathlib)
     except OSError as e:  # e.g. the kernel driver cannot be built in an unwritable cache directory
