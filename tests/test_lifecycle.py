@@ -448,3 +448,38 @@ def test_without_a_c_compiler_python_preexec_does_the_same(lean_cmd, forking_lak
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     _assert_all_gone(mark)
+
+
+def test_a_forked_worker_does_not_kill_lean_solves_lean(lean_cmd, marked):
+    """A worker forked without exec (multiprocessing, vLLM) that gets SIGTERM dies as it would
+    have without lean-solve's handlers, and leaves lean-solve's running Lean alone."""
+    mark, env = marked
+    script = _script(f"""
+        import os, signal, threading, time
+        from lean_prelude import MINI_PRELUDE, slow_proof
+        from solve_in_lean.lean import lifecycle
+        from solve_in_lean.lean.process import run_limited
+
+        lifecycle.install_signal_handlers()
+        threading.Thread(target=run_limited, args=({lean_cmd!r},), daemon=True,
+                         kwargs=dict(stdin_text=MINI_PRELUDE + slow_proof(60), timeout_s=600, memory_mb=None,
+                                     max_output_bytes=1 << 20)).start()
+        while not lifecycle._groups:
+            time.sleep(0.01)
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        time.sleep(0.2)
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, flush=True)
+        time.sleep(60)
+    """)
+    proc, lean = _start(script, env, mark)
+    verdict = proc.stdout.readline().strip()
+    assert verdict == b"True"  # the worker died of SIGTERM, not via lean-solve's handler (exit 143)
+    assert _lean_pids(mark) == lean  # lean-solve's Lean still runs
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    _assert_all_gone(mark)

@@ -20,8 +20,9 @@ Limits: Python runs signal handlers in the main thread between bytecodes, so a m
 stuck in one long C call (a model forward pass) delays layer 1 until it returns. PDEATHSIG
 fires when the *thread* that started the child exits, so a long-lived server (the REPL)
 started from a short-lived pool thread must not get `child_preexec` (track it instead). A
-process forked without exec from lean-solve (multiprocessing's fork start method) inherits
-the guard's pipe, so the guard acts only once that process is gone too. A group that leaves
+process forked without exec from lean-solve (multiprocessing's fork start method) gets its
+old signal handlers and an empty registry, but inherits the guard's pipe, so the guard acts
+only once that process is gone too. A group that leaves
 its session (`setsid` inside Lean) escapes the guard. Groups are untracked right after
 they are reaped; dying in that instant leaves the guard a number the system could reuse.
 """
@@ -305,6 +306,22 @@ def _on_signal(signo: int, frame: Any) -> None:
         raise KeyboardInterrupt
     _exit_later(128 + signo)
     raise SystemExit(128 + signo)
+
+
+def _after_fork_in_child() -> None:
+    """A process forked from lean-solve without exec (a multiprocessing or vLLM worker) owns none
+    of the tracked groups: it must not kill them on its own SIGTERM, nor inherit a lock another
+    thread held at the fork. It gets the handlers it had before and an empty registry."""
+    global _lock, _stopping, _groups, _installed
+    _lock, _stopping, _groups = threading.RLock(), threading.Event(), set()
+    if _installed:
+        for signo, previous in _previous.items():
+            signal.signal(signo, previous)
+        _previous.clear()
+        _installed = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def install_signal_handlers() -> None:
