@@ -10,7 +10,7 @@ nothing kills it when lean-solve dies. Three layers close that gap:
 2. `launch()` (the compiled launcher.c, or `child_preexec()` without a C compiler): the child
    asks the kernel (`PR_SET_PDEATHSIG`) for SIGKILL when its parent dies, which also covers
    `kill -9` of lean-solve. It does not reach grandchildren.
-3. The guard: one small helper process per lean-solve (started on the first `track`) that is
+3. The guard: one small helper process per lean-solve (started with the first Lean) that is
    told every tracked group and kills the ones still listed when its pipe from lean-solve
    closes, which the kernel does however lean-solve died. This reaches grandchildren such as
    the `lean` that `lake env lean` forks, as long as they stay in the group. The child tells
@@ -22,9 +22,13 @@ fires when the *thread* that started the child exits, so a long-lived server (th
 started from a short-lived pool thread must not get `child_preexec` (track it instead). A
 process forked without exec from lean-solve (multiprocessing's fork start method) gets its
 old signal handlers and an empty registry, but inherits the guard's pipe, so the guard acts
-only once that process is gone too. A group that leaves
-its session (`setsid` inside Lean) escapes the guard. Groups are untracked right after
-they are reaped; dying in that instant leaves the guard a number the system could reuse.
+only once that process is gone too. A group that leaves its session (`setsid` inside Lean)
+escapes the guard. Groups are untracked right after they are reaped; dying in that instant
+leaves the guard a number the system could reuse.
+
+Callers: `process.run_limited` does all of this for one-shot Lean runs. A long-lived process
+(the REPL server) is started with `launch()` (prefix, pass_fds) and `track`ed, and a check
+whose Lean died while `stopping()` must raise `Interrupted`, never report a verdict.
 """
 
 from __future__ import annotations
