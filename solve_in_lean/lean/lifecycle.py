@@ -19,7 +19,7 @@ nothing kills it when lean-solve dies. Three layers close that gap:
 Limits: Python runs signal handlers in the main thread between bytecodes, so a main thread
 stuck in one long C call (a model forward pass) delays layer 1 until it returns. PDEATHSIG
 fires when the *thread* that started the child exits, so a long-lived server (the REPL)
-started from a short-lived pool thread must not get `child_preexec` (track it instead). A
+started from a short-lived pool thread must not get `launch`/`child_preexec` (track it instead). A
 process forked without exec from lean-solve (multiprocessing's fork start method) gets its
 old signal handlers and an empty registry, but inherits the guard's pipe, so the guard acts
 only once that process is gone too. A group that leaves its session (`setsid` inside Lean)
@@ -27,8 +27,9 @@ escapes the guard. Groups are untracked right after they are reaped; dying in th
 leaves the guard a number the system could reuse.
 
 Callers: `process.run_limited` does all of this for one-shot Lean runs. A long-lived process
-(the REPL server) is started with `launch()` (prefix, pass_fds) and `track`ed, and a check
-whose Lean died while `stopping()` must raise `Interrupted`, never report a verdict.
+(the REPL server) is `track`ed; it may use `launch()` only when the thread starting it outlives
+it (PDEATHSIG, above). A check whose Lean died while `stopping()` must raise `Interrupted`,
+never report a verdict (a batch would record it as the item's result).
 """
 
 from __future__ import annotations
