@@ -483,3 +483,26 @@ def test_a_forked_worker_does_not_kill_lean_solves_lean(lean_cmd, marked):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
     _assert_all_gone(mark)
+
+
+def test_unwritable_cache_falls_back_with_a_warning(tmp_path):
+    """The launcher is built into the user cache; where that cannot be written, Lean still
+    starts (through child_preexec) and the user is told why it may be slower."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    out = subprocess.run(_script("""
+        import warnings
+        from solve_in_lean.lean.process import run_limited
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = run_limited(["/bin/echo", "ran"], stdin_text="", timeout_s=30, memory_mb=4096,
+                              max_output_bytes=100)
+        print(run.returncode, run.stdout.strip())
+        print(" ".join(str(w.message) for w in caught))
+    """), capture_output=True, text=True, cwd=REPO, timeout=60,
+        env={**os.environ, "LEAN_SOLVE_CACHE": str(blocker / "cache"),
+             "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])})
+    lines = out.stdout.splitlines()
+    assert lines[0] == "0 ran", out.stderr
+    assert "launcher could not be built" in lines[1]

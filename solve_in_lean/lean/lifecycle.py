@@ -171,9 +171,9 @@ def _launcher() -> str | None:
         return None
     try:
         return str(build(Path(__file__).with_name("launcher.c"), "launch", cc))
-    except BuildFailed as e:
-        warnings.warn(f"{e}; Lean starts through a Python preexec_fn instead, which is slower "
-                      "when lean-solve holds a large model", stacklevel=2)
+    except (BuildFailed, OSError) as e:  # no compiler that works, or a cache we cannot write
+        warnings.warn(f"the Lean launcher could not be built ({e}); Lean starts through a Python "
+                      "preexec_fn instead, which is slower when lean-solve holds a large model", stacklevel=2)
         return None
 
 
