@@ -485,24 +485,28 @@ def test_a_forked_worker_does_not_kill_lean_solves_lean(lean_cmd, marked):
     _assert_all_gone(mark)
 
 
-def test_unwritable_cache_falls_back_with_a_warning(tmp_path):
-    """The launcher is built into the user cache; where that cannot be written, Lean still
-    starts (through child_preexec) and the user is told why it may be slower."""
+def test_unwritable_cache_falls_back_with_a_warning(tmp_path, kernel):
+    """The launcher and the kernel driver are built into the user cache; where that cannot be
+    written, Lean still runs (child_preexec, the ctypes driver) and the user is told why it
+    may be slower."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     out = subprocess.run(_script("""
         import warnings
+        from lean_prelude import GOOD_PROOF, MINI_PRELUDE
+        from solve_in_lean.lean import get_checker
         from solve_in_lean.lean.process import run_limited
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             run = run_limited(["/bin/echo", "ran"], stdin_text="", timeout_s=30, memory_mb=4096,
                               max_output_bytes=100)
-        print(run.returncode, run.stdout.strip())
+            check = get_checker("kernel").check(GOOD_PROOF, header=MINI_PRELUDE)
+        print(run.returncode, run.stdout.strip(), check.status)
         print(" ".join(str(w.message) for w in caught))
     """), capture_output=True, text=True, cwd=REPO, timeout=60,
         env={**os.environ, "LEAN_SOLVE_CACHE": str(blocker / "cache"),
              "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])})
     lines = out.stdout.splitlines()
-    assert lines[0] == "0 ran", out.stderr
-    assert "launcher could not be built" in lines[1]
+    assert lines[0] == "0 ran ok", out.stderr
+    assert "launcher could not be built" in lines[1] and "kernel driver could not be saved" in lines[1]

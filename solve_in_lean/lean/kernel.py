@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ def driver_command(lib: Path) -> tuple[str, ...]:
                     key=f"{lib.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
     except BuildFailed as e:
         raise LeanUnavailable(f"could not build the kernel driver: {e}") from None
+    except OSError as e:  # the user cache cannot be written: run Lean through ctypes instead
+        warnings.warn(f"the kernel driver could not be saved ({e}); using the slower ctypes driver",
+                      stacklevel=2)
+        return (sys.executable, "-c", _PY_DRIVER, str(lib))
     return (str(exe),)
 
 
