@@ -1,0 +1,276 @@
+"""The small-world model: a few-million-parameter Llama trained on the curriculum on a CPU.
+
+The same HF classes as the tiny test model (models/tiny.py), but with a tokenizer trained on
+the curriculum and the task prompts, and weights trained with the project's own fine-tuning
+loop (eval/finetune.py) on chat examples in the format evaluation prompts with. Two stages:
+
+    base    language of the world: formalize, backtranslate and prove examples (the base model
+            of the transfer experiment, examples/transfer_small_world.toml)
+    world   the base trained further on every task (cot, lean-solve too): the model the demos,
+            the bench and the verified-rate test use
+
+Both live in the user cache (`cache_root()/small-world/KEY/`) and are rebuilt only when the
+recipe's key changes: the recipe's fields, the curriculum's source and the prompt texts.
+
+The fixed prompt texts (system prompts, few-shot turns, chat role markers) are single tokens
+of the tokenizer: a 3M-parameter model cannot afford 500 tokens of prompt per example on two
+cores, and the texts never vary. Everything a problem brings is tokenized normally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from solve_in_lean.eval.finetune import TrainConfig, TrainResult, encode_example, finetune
+from solve_in_lean.eval.trainingdata import chat_example
+from solve_in_lean.lean.toolchain import cache_root
+from solve_in_lean.prompts import get_prompt
+from solve_in_lean.models.tiny import BOS, CHAT_TEMPLATE, EOS
+from solve_in_lean.world import curriculum
+from solve_in_lean.world.curriculum import WorldProblem, generate
+
+PROMPTS = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtranslate", "lean-solve": "lean_solve",
+           "prove": "prove"}
+"""Training task -> prompt template name (as eval/trainingdata.py)."""
+ROLES = ("<|system|>", "<|user|>", "<|assistant|>")
+BASE_TASKS = ("formalize", "backtranslate", "prove")
+WORLD_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the model; its key names the cache folder."""
+
+    hidden_size: int = 192
+    layers: int = 4
+    heads: int = 4
+    vocab_size: int = 1024
+    max_positions: int = 1024
+    problems: int = 2000
+    """Training problems drawn from the curriculum's train split."""
+    seed: int = 0
+    fewshot_share: float = 0.5
+    """Share of examples whose prompt carries the template's few-shot turns (evaluation prompts
+    always do; training data of the transfer harness never does)."""
+    base_steps: int = 200
+    world_steps: int = 600
+    batch_size: int = 16
+    lr: float = 3e-3
+    max_seq_len: int = 384
+    threads: int = 1
+    """Torch threads while training: one runs steadily where other jobs share the cores (two stall)."""
+
+    def key(self) -> str:
+        """Hash of the recipe, the curriculum's source and every prompt the model is trained on."""
+        prompts = {t: _prompt_dump(name) for t, name in PROMPTS.items()}
+        source = Path(curriculum.__file__).read_text(encoding="utf-8") + Path(__file__).read_text(encoding="utf-8")
+        blob = json.dumps({"recipe": asdict(self), "prompts": prompts,
+                           "source": hashlib.sha256(source.encode()).hexdigest()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def train_config(self, steps: int, seed: int) -> TrainConfig:
+        return TrainConfig(method="full", max_steps=steps, batch_size=self.batch_size, lr=self.lr,
+                           warmup_ratio=0.05, max_seq_len=self.max_seq_len, device="cpu", dtype="float32",
+                           seed=seed)
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+def _prompt_dump(name: str) -> dict[str, Any]:
+    t = get_prompt(name)
+    return {"system": t.system, "instruction": t.instruction, "examples": [list(e) for e in t.examples]}
+
+
+def fixed_texts() -> list[str]:
+    """The prompt texts that never vary: system prompts and few-shot turns, as whole strings."""
+    texts: list[str] = []
+    for name in sorted(set(PROMPTS.values()) | {"judge"}):
+        t = get_prompt(name)
+        if t.system:
+            texts.append(t.system)
+        for inputs, output in t.examples:
+            texts += [t.instruction_for(**inputs), output]
+    return list(dict.fromkeys(x for x in texts if x))
+
+
+def task_fields(task: str, p: WorldProblem) -> tuple[dict[str, Any], str] | None:
+    """(prompt fields, the answer to learn) of a problem for a task, in eval/trainingdata.py's format."""
+    statement = p.statement.strip()
+    if task == "cot":
+        return {"problem": p.question}, p.solution
+    if task == "formalize":
+        return {"problem": p.question, "kind": "compute"}, f"```lean\n{statement}\n```"
+    if task == "backtranslate":
+        return {"lean": statement, "result": ""}, p.question
+    if task == "lean-solve":
+        return {"problem": p.question, "statement": statement}, f"```lean\n{p.proof.strip()}\n```"
+    if task == "prove":
+        return {"statement": p.prove_statement.strip()}, f"```lean\n{p.prove_proof.strip()}\n```"
+    raise ValueError(f"unknown task {task!r}")
+
+
+def examples(problems: list[WorldProblem], tasks: tuple[str, ...], *, fewshot_share: float,
+             seed: int) -> list[dict[str, Any]]:
+    """Chat examples of every problem for every task; a share with the prompt's few-shot turns."""
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        for task in tasks:
+            fields, answer = task_fields(task, p)  # type: ignore[misc]
+            ex = chat_example(task, fields, answer, {"data_sha256": "small-world", "id": p.id})
+            if rng.random() < fewshot_share:
+                template = get_prompt(PROMPTS[task])
+                ex["messages"] = [*template.render(**fields), {"role": "assistant", "content": answer}]
+            out.append(ex)
+    rng.shuffle(out)
+    return out
+
+
+def _corpus(problems: list[WorldProblem]) -> Iterator[str]:
+    for p in problems:
+        yield from (p.question, p.solution, p.statement, p.proof, p.backtranslation, p.prove_question,
+                    p.prove_statement, p.prove_proof)
+    for name in sorted(set(PROMPTS.values()) | {"judge"}):
+        yield get_prompt(name).instruction
+
+
+def build_base_untrained(path: Path, recipe: Recipe, problems: list[WorldProblem]) -> Path:
+    """Tokenizer trained on the curriculum (fixed prompt texts as single tokens) and a Llama with
+    random weights under the recipe's seed."""
+    import torch
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = Tokenizer(models.BPE())
+    # words split at white space, `_` and each digit: `(N.add` and `h₀` can become one token, while
+    # names like `add_30012_answer` and numbers stay in pieces every split shares
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r" ?[^\s_\d]+| ?\d|_|\s+"), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=recipe.vocab_size, special_tokens=[BOS, EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(_corpus(problems), trainer)
+    bpe.add_tokens([AddedToken(t, normalized=False) for t in (*ROLES, *fixed_texts())])
+    bpe.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bpe.token_to_id(BOS))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, eos_token=EOS)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(path)
+    h = recipe.hidden_size
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=h, intermediate_size=2 * h,
+                         num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads,
+                         num_key_value_heads=recipe.heads, max_position_embeddings=recipe.max_positions,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    return path
+
+
+@dataclass
+class WorldModel:
+    """Where the stages of one recipe live, and how their training went."""
+
+    root: Path
+    recipe: Recipe
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "world"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+
+def world_dir(recipe: Recipe = DEFAULT_RECIPE) -> Path:
+    return cache_root() / "small-world" / recipe.key()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One builder per recipe at a time (two test processes may ask at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build(recipe: Recipe = DEFAULT_RECIPE, *, root: Path | None = None, progress: bool | None = False,
+          log: Callable[[str], None] = lambda _: None) -> WorldModel:
+    """The trained base and world models of `recipe`, from the cache or trained now (a few minutes
+    on two cores); the curriculum's splits are exported next to them (data/)."""
+    import torch
+
+    root = root or world_dir(recipe)
+    wm = WorldModel(root, recipe)
+    info_path = root / "build.json"
+    with _locked(root.with_name(root.name + ".lock")):
+        if info_path.is_file():
+            wm.training = json.loads(info_path.read_text(encoding="utf-8"))
+            return wm
+        if root.exists():
+            shutil.rmtree(root)  # an interrupted build: start over
+        before = torch.get_num_threads()
+        torch.set_num_threads(recipe.threads)
+        try:
+            wm.training = _train(wm, progress, log)
+        finally:
+            torch.set_num_threads(before)
+        info_path.write_text(json.dumps(wm.training, indent=1) + "\n", encoding="utf-8")
+    return wm
+
+
+def _train(wm: WorldModel, progress: bool | None, log: Callable[[str], None]) -> dict[str, Any]:
+    recipe = wm.recipe
+    start = time.perf_counter()
+    problems = generate("train", recipe.problems, seed=recipe.seed)
+    curriculum.export(wm.data, {"train": recipe.problems, "valid": 100, "test": 100}, seed=recipe.seed)
+    untrained = build_base_untrained(wm.root / "untrained", recipe, problems)
+    log(f"small world: training the base model ({recipe.base_steps} steps) in {wm.base}")
+    base_ex = examples(problems, BASE_TASKS, fewshot_share=recipe.fewshot_share, seed=recipe.seed)
+    base = finetune(untrained, base_ex, wm.base, recipe.train_config(recipe.base_steps, recipe.seed),
+                    progress=progress, description="small world: base")
+    log(f"small world: training the world model ({recipe.world_steps} steps) in {wm.model}")
+    world_ex = examples(problems, WORLD_TASKS, fewshot_share=recipe.fewshot_share, seed=recipe.seed + 1)
+    world = finetune(wm.base, world_ex, wm.model, recipe.train_config(recipe.world_steps, recipe.seed + 1),
+                     progress=progress, description="small world: world")
+    shutil.rmtree(untrained)
+    return {"key": recipe.key(), "recipe": asdict(recipe), "seconds": time.perf_counter() - start,
+            "base": _summary(base, base_ex, recipe), "world": _summary(world, world_ex, recipe)}
+
+
+def _summary(result: TrainResult, exs: list[dict[str, Any]], recipe: Recipe) -> dict[str, Any]:
+    """Steps and tokens per second: tokens are the mean example length (in the trained tokenizer)
+    times the examples a step sees."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(result.out_dir)
+    lengths = [len(encode_example(tokenizer, e["messages"], recipe.max_seq_len)[0]) for e in exs]
+    tokens = sum(lengths) / len(lengths) * recipe.batch_size * result.steps
+    return {"steps": result.steps, "examples": len(exs), "seconds": result.seconds,
+            "params": result.trainable_params, "loss_first": result.losses[0], "loss_last": result.losses[-1],
+            "mean_tokens": sum(lengths) / len(lengths), "steps_per_s": result.steps / result.seconds,
+            "tokens_per_s": tokens / result.seconds}
