@@ -124,6 +124,8 @@ class RayChecker(LeanChecker):
         self._slots = [_Slot(remote.remote(inner, options)) for _ in range(self.actors)]
         self._idle: list[_Slot] = []
         self._recovering = 0
+        self.failed_attempts = 0
+        """Checks sent again after their actor died or stuck (what a lost node costs)."""
         facts = self._start(inner, actor_cpus)
         self._lean_version = facts["lean_version"]
         self.evaluates = facts["evaluates"]
@@ -214,13 +216,14 @@ class RayChecker(LeanChecker):
         slot.headers.clear()
         with self._cond:
             self._recovering += 1
+            self.failed_attempts += 1
         threading.Thread(target=self._recover, args=(slot,), daemon=True, name="ray-actor-recover").start()
 
     def _recover(self, slot: _Slot) -> None:
         errors = self._ray.exceptions
         give_up = time.monotonic() + self.restart_timeout_s
         alive = False
-        while time.monotonic() < give_up:
+        while time.monotonic() < give_up and slot in self._slots:
             try:
                 self._ray.get(slot.actor.ready.remote(), timeout=max(0.1, give_up - time.monotonic()))
                 alive = True
@@ -231,6 +234,8 @@ class RayChecker(LeanChecker):
                 break
         with self._cond:
             self._recovering -= 1
+            if slot not in self._slots:
+                return  # the checker was closed meanwhile; close() killed the actor
             if alive:
                 slot.idle_since = time.monotonic()
                 self._idle.append(slot)
