@@ -138,7 +138,10 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
             why = f"Lean could not be run: {_os_reason(e)}"
             return Verdict(False, [why], CheckResult(status="crashed", detail=why, backend=checker.name))
 
-    return ordered_map(one, paths, checker.workers or default_workers())
+    from solve_in_lean.progress import progress_enabled
+
+    return ordered_map(one, paths, checker.workers or default_workers(), description="checking",
+                       progress=len(paths) > 1 and progress_enabled())  # a bar on a terminal's stderr only
 
 
 def _os_reason(e: OSError) -> str:
