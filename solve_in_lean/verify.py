@@ -363,7 +363,9 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
         # Lean declared something the scanner did not see: audit it too, by Lean's own names
         audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates,
                             nonce=audit.sentinel.rsplit(" ", 1)[-1], extra=missed)
+        first_s = raw.elapsed_s
         raw = checker.check(audit.text, header=header, timeout_s=timeout_s)
+        raw.elapsed_s += first_s  # the time is the verdict's, both runs
     return _judge(text, audit, raw, target, policy)
 
 
