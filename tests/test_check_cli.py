@@ -328,14 +328,19 @@ def test_check_imports_no_cli_framework(files):
     assert not imported & {"typer", "click", "rich", "pydantic", "torch", "transformers", "lean_interact", "numpy"}
 
 
-def test_unwritable_cache_is_one_sentence(files, tmp_path):
+def test_lean_that_cannot_start_is_could_not_check(files):
+    """An OS failure to start Lean (here: no file descriptors left for its pipes) is the machine's
+    fault, not the file's: that file's verdict says so, exit 2, no traceback."""
+    import resource
+
     good, _ = files
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("")
-    env = {**os.environ, "LEAN_SOLVE_CACHE": str(not_a_dir / "cache")}  # its parent is a file
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (10, 10))
+
     proc = subprocess.run([sys.executable, "-m", "solve_in_lean", "check", str(good), "-b", "kernel"],
-                          capture_output=True, timeout=120, env=env)
-    one_sentence_exit_2(proc, "the kernel Lean backend cannot start", str(not_a_dir))
+                          capture_output=True, timeout=120, preexec_fn=few_descriptors)
+    could_not_check(proc, str(good), "Lean could not be run: Too many open files")
 
 
 def test_missing_toolchain_backend_exits_2(files):

@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
-from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError, UnavailableError
+from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError
 
 DESCRIPTION = """Check Lean files with Lean and the verification rules, in parallel.
 
@@ -93,12 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     if backend not in BACKENDS:
         raise InputError(f"unknown Lean backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     mathlib = settings.lean.mathlib if args.mathlib is None else args.mathlib
-    try:
-        checker = get_checker(backend, timeout_s=settings.solve.timeout_s if timeout is None else timeout,
-                              memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
-                              mathlib=mathlib)
-    except OSError as e:  # e.g. the kernel driver cannot be built in an unwritable cache directory
-        raise UnavailableError(f"the {backend} Lean backend cannot start: {_os_reason(e)}") from None
+    checker = get_checker(backend, timeout_s=settings.solve.timeout_s if timeout is None else timeout,
+                          memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
+                          mathlib=mathlib)
     policy = settings.lean.policy(tuple(args.allow_axiom), args.allow_native)
     with checker:
         verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
@@ -134,18 +131,14 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
             return Verdict(False, [str(e)], CheckResult(status="invalid_input", detail=str(e), backend=checker.name))
         try:
             return verify(code, checker, header=header, target=target, policy=policy)
-        except OSError as e:  # the machine, not the file: no process slots, no memory to start Lean
-            why = f"Lean could not be run: {_os_reason(e)}"
+        except OSError as e:  # the machine, not the file: no file descriptors, processes or memory left
+            why = f"Lean could not be run: {e.strerror or e}"
             return Verdict(False, [why], CheckResult(status="crashed", detail=why, backend=checker.name))
 
     from solve_in_lean.progress import progress_enabled
 
     return ordered_map(one, paths, checker.workers or default_workers(), description="checking",
                        progress=len(paths) > 1 and progress_enabled())  # a bar on a terminal's stderr only
-
-
-def _os_reason(e: OSError) -> str:
-    return f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
 
 
 class _InputProblem(Exception):
