@@ -8,8 +8,7 @@ notices it is missing.
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from solve_in_lean.errors import UnavailableError
@@ -37,9 +36,6 @@ class ClusterInfo:
     gpus: float
     memory_gb: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def summary(self) -> str:
         return (f"{self.nodes} node{'s' * (self.nodes != 1)}, {self.cpus:g} CPUs, {self.gpus:g} GPUs, "
                 f"{self.memory_gb:.1f} GB for tasks at {self.address}")
@@ -62,8 +58,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
         _probe(address)
         options["address"] = address
     else:
-        # A private cluster must not join one found through RAY_ADDRESS by accident.
-        os.environ.pop("RAY_ADDRESS", None)
+        # A private cluster must not join another one by accident: without "local", ray.init
+        # joins a cluster named by RAY_ADDRESS or any it finds running on this machine.
+        options["address"] = "local"
         options.update({k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)) if v is not None})
         # Ray runs workers at nice 15; on a machine the cluster shares with the driver (and
         # whatever else runs there) that makes Lean in an actor lose every contest for a core:

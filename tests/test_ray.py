@@ -144,6 +144,16 @@ class TestOneMachine:
         assert ray_kernel.evaluates is False
         assert not our_lean_processes()
 
+    def test_a_backend_missing_on_the_cluster_is_one_clear_sentence(self):
+        from solve_in_lean.lean import LeanUnavailable
+
+        broken = {"env_vars": {"LEAN_SOLVE_KERNEL_LIB": "/nonexistent/libleanshared.so"}}  # only in the actors
+        with pytest.raises(LeanUnavailable) as caught:
+            get_checker("ray", inner="kernel", actors=1, runtime_env=broken, **SMALL)
+        message = str(caught.value)
+        assert message == "on the Ray cluster: LEAN_SOLVE_KERNEL_LIB=/nonexistent/libleanshared.so is not a file"
+        assert "\n" not in message and "Traceback" not in message
+
     def test_dispatch_prefers_the_actor_with_the_header_warm(self, ray_kernel):
         header_a, header_b = (MINI_PRELUDE + f"-- header {uuid.uuid4().hex}\n" for _ in range(2))
         ray_kernel.check(GOOD_PROOF, header=header_a)
@@ -284,17 +294,13 @@ def test_joining_a_cluster_started_with_ray_start(tmp_path, kernel):
     """`ray start` on 127.0.0.2 (two nodes), then what the CLI does: connect, describe, check."""
     if ray.is_initialized():
         ray.shutdown()
-    ray_cli = str(Path(sys.executable).with_name("ray"))
-    temp = f"/tmp/ray-h8-{uuid.uuid4().hex[:8]}"  # only this cluster's processes carry it
     port = 20000 + os.getpid() % 10000
     address = f"127.0.0.2:{port}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    common = ["--num-cpus=1", f"--temp-dir={temp}", "--disable-usage-stats"]
+    common = ["--node-ip-address=127.0.0.2", "--num-cpus=1", "--disable-usage-stats"]
+    sessions: list[int] = []
     try:
-        subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.2", f"--port={port}",
-                        "--include-dashboard=false", *common], check=True, capture_output=True, env=env, timeout=120)
-        subprocess.run([ray_cli, "start", f"--address={address}", "--node-ip-address=127.0.0.2", *common],
-                       check=True, capture_output=True, env=env, timeout=120)
+        sessions.append(ray_start("--head", f"--port={port}", "--include-dashboard=false", *common))
+        sessions.append(ray_start(f"--address={address}", *common))
         wait_for(lambda: raycluster.describe(address).nodes == 2, 60, "the second node to join")
         info = raycluster.describe(address)
         assert (info.nodes, info.cpus, info.gpus) == (2, 2.0, 0.0)
@@ -309,8 +315,41 @@ def test_joining_a_cluster_started_with_ray_start(tmp_path, kernel):
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        stop_processes_under(temp)
+        stop_sessions(sessions)
     assert_no_lean_left()
+
+
+def ray_start(*args: str) -> int:
+    """Run `ray start` in a session of its own; returns the session id, which every process of
+    that node keeps (so teardown can stop exactly them)."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    proc = subprocess.Popen([ray_cli, "start", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"}, start_new_session=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"ray start failed: {err.decode()[-2000:]}"
+    return proc.pid
+
+
+def stop_sessions(sessions: list[int]) -> None:
+    """SIGKILL every process in these sessions: what `ray stop --force` does for the nodes we
+    started, without touching the Ray clusters of other jobs on this machine."""
+    def members() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it ended while we looked
+            if int(fields[3]) in sessions and fields[0] != "Z":
+                found.append(int(pid))
+        return found
+
+    for pid in members():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue  # ended on its own meanwhile
+    wait_for(lambda: not members(), 15, "the ray start nodes to stop")
 
 
 def test_an_unreachable_address_is_one_clear_sentence():
@@ -322,27 +361,6 @@ def test_an_unreachable_address_is_one_clear_sentence():
         raycluster.connect("127.0.0.2:1")
     row = raycluster.doctor_row("127.0.0.2:1")
     assert row["status"] == "missing" and "ray start --head" in row["fix"]
-
-
-def stop_processes_under(temp: str) -> None:
-    """SIGKILL every process whose command line names `temp` (a `ray start` cluster's own temp
-    dir): what `ray stop --force` does, without touching clusters other jobs run."""
-    needle = temp.encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if needle in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            continue  # ended on its own meanwhile
-    wait_for(lambda: not any(needle in _cmdline(p) for p in filter(str.isdigit, os.listdir("/proc"))),
-             15, "the ray start cluster to stop")
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 # ---- the Ray Data pipeline: request building here, the real run on GPUs -----------------------

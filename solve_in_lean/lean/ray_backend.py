@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from solve_in_lean.errors import LeanSolveError
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable
 from solve_in_lean.lean.source import split_header
 
@@ -49,14 +50,21 @@ class LeanActor:
     def __init__(self, inner: str, options: dict[str, Any]) -> None:
         from solve_in_lean.lean import get_checker
 
-        self.checker = get_checker(inner, **options)
+        self.unavailable = ""
+        try:
+            self.checker = get_checker(inner, **options)
+        except LeanUnavailable as e:  # told to the driver by ready(): its sentence, not a traceback
+            self.unavailable = str(e)
 
     def ready(self) -> dict:
         """Facts the driver needs before its first check; also tells it the actor is up."""
         import ray
 
-        return {"lean_version": self.checker.lean_version, "evaluates": self.checker.evaluates,
-                "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+        facts = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                 "unavailable": self.unavailable}
+        if not self.unavailable:
+            facts.update(lean_version=self.checker.lean_version, evaluates=self.checker.evaluates)
+        return facts
 
     def check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         return self.checker.check(code, header=header, timeout_s=timeout_s)
@@ -69,9 +77,12 @@ class LeanCheckStage:
 
     def __init__(self, inner: str, options: dict[str, Any]) -> None:
         self._actor = LeanActor(inner, {**options, "workers": 1})
+        if self._actor.unavailable:
+            raise LeanUnavailable(self._actor.unavailable)
 
     def __call__(self, row: dict) -> dict:
-        result = self._actor.check(row["code"], row.get("header"), row.get("timeout_s") or self._actor.checker.timeout_s)
+        checker = self._actor.checker
+        result = checker.check(row["code"], header=row.get("header"), timeout_s=row.get("timeout_s"))
         return {**row, "check": result.to_dict()}
 
 
@@ -143,6 +154,9 @@ class RayChecker(LeanChecker):
                 self.close()
                 raise LeanUnavailable(f"the {inner} backend could not start on the Ray cluster: "
                                       f"{_cause(e)}") from None
+            if facts["unavailable"]:
+                self.close()
+                raise LeanUnavailable(f"on the Ray cluster: {facts['unavailable']}")
             self._idle.append(pending[ref])
         for ref in late:
             self._ray.kill(pending[ref].actor, no_restart=True)
@@ -182,7 +196,9 @@ class RayChecker(LeanChecker):
                 failures.append(f"actor lost ({_cause(e)})")
             except self._ray.exceptions.RayTaskError as e:
                 self._release(slot)
-                raise e.as_instanceof_cause() from None  # e.g. LeanUnavailable inside the actor
+                if isinstance(e.cause, LeanSolveError):  # e.g. LeanUnavailable inside the actor
+                    raise e.cause from None
+                raise
             else:
                 if warm.strip():
                     slot.remember(warm)
@@ -265,5 +281,10 @@ def actors_that_fit(ray: Any, cpus: float, memory_mb: float) -> int:
 
 
 def _cause(error: BaseException) -> str:
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return " ".join(lines[:2])[:300] if lines else type(error).__name__
+    """One line for a Ray failure: the exception line of a remote traceback, else Ray's first line."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(error).splitlines()]
+    lines = [ln for ln in lines if ln]
+    raised = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:", ln)]
+    return (raised[-1] if raised else lines[0] if lines else type(error).__name__)[:300]

@@ -91,7 +91,9 @@ class RayGenerator(Generator):
             raise GenerationError(f"a {self.inner} replica died and its retries ran out: "
                                   f"{' '.join(str(e).split())[:300]}") from None
         except self._ray.exceptions.RayTaskError as e:
-            raise e.as_instanceof_cause() from None
+            if isinstance(e.cause, GenerationError):  # the inner backend's own sentence
+                raise e.cause from None
+            raise
         return [completions for answer in answers for completions in answer]
 
     def close(self) -> None:
