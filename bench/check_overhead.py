@@ -57,6 +57,24 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def import_times(cmd: list[str], env: dict[str, str], runs: int = 5) -> dict[str, float]:
+    """Seconds spent importing, in total and per top-level import, as `python -X importtime` reports
+    them for one `lean-solve check` (the least of a few runs, so machine noise counts least)."""
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        proc = subprocess.run(cmd, capture_output=True, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, check=False)
+        seen = {"total": 0.0}
+        for line in proc.stderr.decode().splitlines():
+            if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+                continue
+            self_us, cumulative_us, name = line[len("import time:"):].split("|")
+            seen["total"] += int(self_us) / 1e6
+            if name.startswith(" ") and not name.startswith("   "):  # imported by the entry point itself
+                seen[name.strip()] = int(cumulative_us) / 1e6
+        best = {k: min(v, best.get(k, v)) for k, v in seen.items()}
+    return best
+
+
 def cli_command() -> list[str]:
     script = Path(sys.executable).with_name("lean-solve")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "solve_in_lean"]
@@ -103,7 +121,7 @@ def main() -> None:
                 verify_t.append(timed(lambda: verify(text, checker)))
             if i < args.cli_runs:
                 cli_t.append(timed(lambda: ours(p)))
-                python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env)))
+                python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=False)))
         bare_median = statistics.median(bare_t)
 
         bare_serial = timed(lambda: [bare(p) for p in paths])
@@ -114,6 +132,7 @@ def main() -> None:
         requests = [CheckRequest(t) for t in files]
         many_1 = timed(lambda: checker.check_many(requests, workers=1))
         many_n = timed(lambda: checker.check_many(requests, workers=args.workers))
+        imports = import_times([*cli, paths[1]], env)
 
     result = {
         "files": args.files,
@@ -133,6 +152,7 @@ def main() -> None:
         "verify_ratio": statistics.median(verify_t) / bare_median,
         "parallel_speedup": many_1 / many_n,
         "batch_outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+        "cli_imports_s": imports,
     }
     python_s, cli_s = result["python_startup_median_s"], result["cli_median_s"]
     rows = [
@@ -142,9 +162,15 @@ def main() -> None:
         ("  of which the rest beyond bare Lean", f"{(cli_s - python_s - bare_median) * 1000:.1f} ms"),
         (f"verify() in process (median of {len(verify_t)})", f"{result['verify_median_s'] * 1000:.1f} ms"),
         (f"bare Lean, {args.files} files serially", f"{bare_serial:.2f} s"),
-        (f"lean-solve check, {args.files} files, {args.workers} workers", f"{batch_t:.2f} s {result['batch_outcomes']}"),
+        (f"lean-solve check, {args.files} files, {args.workers} workers",
+         f"{batch_t:.2f} s {result['batch_outcomes']}"),
         (f"check_many, 1 / {args.workers} workers", f"{many_1:.2f} s / {many_n:.2f} s"),
     ]
+    startup = ("total", "site", "encodings", "_frozen_importlib_external")  # Python's own, as in `python -c pass`
+    ours_s = imports["total"] - sum(imports.get(k, 0.0) for k in startup[1:])
+    top = sorted(((k, v) for k, v in imports.items() if k not in startup), key=lambda kv: -kv[1])[:5]
+    rows.insert(4, ("  imports beyond Python's own (-X importtime)", f"{ours_s * 1000:.1f} ms: "
+                 + ", ".join(f"{k} {v * 1000:.1f}" for k, v in top)))
     for label, value in rows:
         print(f"{label:48s} {value}")
     failed = []
