@@ -251,6 +251,13 @@ class TestOneMachine:
         assert got == expected
         assert len({c.text for row in got for c in row}) > 1  # sampled, not one constant string
 
+    def test_a_vllm_replica_on_a_cluster_without_gpus_is_one_clear_sentence(self):
+        from solve_in_lean.models import GenerationError, load_generator
+
+        with pytest.raises(GenerationError, match="a vllm replica needs 2 GPUs but the Ray cluster has 0"):
+            load_generator("ray", "some/model", inner="vllm", tensor_parallel_size=2)
+        assert ray.is_initialized()  # the class's cluster stays up: the generator did not own it
+
 
 def test_a_lost_node_loses_no_check(kernel):
     """Three nodes, two actors; the processes of one actor's node are killed mid-run."""

@@ -51,7 +51,7 @@ class RayGenerator(Generator):
     def __init__(self, model: str, *, inner: str = "vllm", replicas: int | None = None,
                  num_gpus: float | None = None, num_cpus: float = 1, address: str | None = None,
                  max_restarts: int = 3, max_task_retries: int = 3, runtime_env: dict | None = None,
-                 **options: Any) -> None:
+                 start_timeout_s: float = 900.0, **options: Any) -> None:
         if inner not in INNER_BACKENDS:
             raise GenerationError(f"unknown inner backend {inner!r} for ray; choose one of: {', '.join(INNER_BACKENDS)}")
         from solve_in_lean import raycluster
@@ -70,17 +70,28 @@ class RayGenerator(Generator):
             # The replica owns its GPUs (Ray sets CUDA_VISIBLE_DEVICES); vLLM's own processes use them.
             options.setdefault("distributed_executor_backend", "mp")
         info = raycluster.cluster_info()
+        if num_gpus > info.gpus:
+            self.close_ray()
+            raise GenerationError(f"a {inner} replica needs {num_gpus:g} GPUs but the Ray cluster has "
+                                  f"{info.gpus:g} ({info.summary()}); add GPU nodes or use inner='transformers'")
         self.replicas = replicas or max(1, int(info.gpus // num_gpus) if num_gpus else 1)
         remote = self._ray.remote(GeneratorActor).options(
             num_gpus=num_gpus, num_cpus=num_cpus, max_restarts=max_restarts,
             max_task_retries=max_task_retries, runtime_env=runtime_env)
         self._actors = [remote.remote(inner, model, options) for _ in range(self.replicas)]
         try:
-            self._ray.get([a.ready.remote() for a in self._actors])
+            ready, late = self._ray.wait([a.ready.remote() for a in self._actors], num_returns=self.replicas,
+                                         timeout=start_timeout_s)
+            self._ray.get(ready)
         except self._ray.exceptions.RayActorError as e:
             self.close()
             raise GenerationError(f"a {inner} replica could not start on the Ray cluster: "
                                   f"{' '.join(str(e).split())[:400]}") from None
+        if late:
+            self.close()
+            raise GenerationError(f"{len(late)} of {self.replicas} {inner} replicas found no room on the Ray "
+                                  f"cluster within {start_timeout_s:g} s ({num_cpus:g} CPUs, {num_gpus:g} GPUs "
+                                  "each); lower `replicas` or add nodes (`ray status` shows what is free)")
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         parts = split_evenly(list(prompts), len(self._actors))
@@ -100,6 +111,10 @@ class RayGenerator(Generator):
         for actor in self._actors:
             self._ray.kill(actor, no_restart=True)
         self._actors = []
+        self.close_ray()
+
+    def close_ray(self) -> None:
+        """Leave Ray if this generator joined it."""
         if self._owns_ray:
             self._ray.shutdown()
             self._owns_ray = False
