@@ -245,10 +245,14 @@ class TestOneMachine:
         try:
             got = remote.generate(prompts, params)
             assert remote.replicas == 2
+            assert [[c.text for c in row] for row in got] == [[c.text for c in row] for row in expected]
+            assert got == expected
+            victim = remote.replica_pids()[0]
+            os.kill(victim, signal.SIGKILL)  # Ray restarts the replica and runs its part again
+            assert remote.generate(prompts, params) == expected
+            assert victim not in remote.replica_pids()
         finally:
             remote.close()
-        assert [[c.text for c in row] for row in got] == [[c.text for c in row] for row in expected]
-        assert got == expected
         assert len({c.text for row in got for c in row}) > 1  # sampled, not one constant string
 
     def test_a_vllm_replica_on_a_cluster_without_gpus_is_one_clear_sentence(self):

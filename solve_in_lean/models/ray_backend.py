@@ -39,8 +39,11 @@ class GeneratorActor:
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
         return self.generator.generate(prompts, params)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> int:
+        """The replica's process id, once the model is loaded."""
+        import os
+
+        return os.getpid()
 
 
 class RayGenerator(Generator):
@@ -92,6 +95,10 @@ class RayGenerator(Generator):
             raise GenerationError(f"{len(late)} of {self.replicas} {inner} replicas found no room on the Ray "
                                   f"cluster within {start_timeout_s:g} s ({num_cpus:g} CPUs, {num_gpus:g} GPUs "
                                   "each); lower `replicas` or add nodes (`ray status` shows what is free)")
+
+    def replica_pids(self) -> list[int]:
+        """Process ids of the replicas (what a test that kills one aims at)."""
+        return self._ray.get([a.ready.remote() for a in self._actors])
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         parts = split_evenly(list(prompts), len(self._actors))
