@@ -17,8 +17,8 @@ from solve_in_lean.eval.datasets import usable
 from solve_in_lean.problems import load_items
 from solve_in_lean.solve import target_of
 from solve_in_lean.verify import VerifyRequest, verify_many
-from solve_in_lean.world.curriculum import (SPLITS, TEMPLATES, export, generate, make_problem, numeral,
-                                            printed_numeral, split_frames, split_numbers)
+from solve_in_lean.world.curriculum import (SPLITS, TEMPLATES, export, generate, make_problem, num, numeral,
+                                            printed, source, split_frames, split_numbers, value_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRELUDE = (ROOT / "examples" / "prelude.lean").read_text(encoding="utf-8")
@@ -39,8 +39,8 @@ def _value(term: str) -> int:
 
 @pytest.mark.parametrize("n", range(0, 25))
 def test_numerals_denote_their_value(n):
-    assert _value(numeral(n)) == n
-    assert printed_numeral(n) == numeral(n).replace("N.add N.four", "N.four.add")
+    assert _value(numeral(n)) == n and value_of(num(n)) == n
+    assert printed(num(n)) == numeral(n).replace("N.add N.four", "N.four.add")
 
 
 def test_generation_is_seeded_and_unlimited():
@@ -70,10 +70,11 @@ def test_splits_are_disjoint_by_wording_and_by_numbers():
 def test_problem_fields_agree():
     p = make_problem("two-step", 0, (3, 4, 2), id="two_step_9", name="Tom", other="Ann", obj="pens")
     assert p.value == 14 and p.solution.endswith("The answer is 14.")
-    assert "3 * 4 = 12" in p.solution and "12 + 2 = 14" in p.proof
+    assert "3 * 4 = 12" in p.solution and "12 + 2 = 14" in p.solution
+    assert source(p.term) == "N.add (N.mul N.three N.four) N.two" and f":= {source(p.term)}\n" in p.proof
     assert "3" in p.question and "4" in p.question and "2" in p.question
     assert p.statement.startswith("abbrev pens_count_answer : N := sorry\ntheorem pens_count (pens : N)")
-    assert p.to_row("cot")["answer"] == "14" and p.to_row("lean")["answer"] == printed_numeral(14)
+    assert p.to_row("cot")["answer"] == "14" and p.to_row("lean")["answer"] == "(N.three.mul N.four).add N.two"
     assert p.to_row("prove")["formal"]["kind"] == "prove"
     with pytest.raises(ValueError):
         p.to_row("nonsense")
@@ -83,7 +84,9 @@ def test_problem_fields_agree():
 
 def test_export_is_read_by_eval(tmp_path):
     paths = export(tmp_path, {"train": 8, "test": 4}, seed=0)
-    assert set(paths) == {"train", "train_cot", "train_prove", "test", "test_cot", "test_prove"}
+    assert set(paths) == {"train", "train_sample", "train_sample_prove", "train_cot", "train_prove", "test",
+                          "test_cot", "test_prove"}
+    assert len(load_items(paths["train_sample"])) == 8
     for task, name in (("lean-solve", "test"), ("formalize", "test"), ("backtranslate", "test"),
                        ("cot", "test_cot"), ("prove", "test_prove")):
         items = load_items(paths[name])
@@ -125,9 +128,9 @@ def test_the_kernel_verifies_every_template_and_rejects_a_wrong_answer(kernel):
     for (row, _), v in zip(reqs, verdicts):
         if row["formal"]["kind"] == "compute":
             assert " ".join(v.answer.split()) == row["answer"]  # the reference is what Lean prints
-    # negative control: the answer one too high does not verify (the kernel decides, not the text)
+    # negative control: an answer one too high does not verify (the kernel decides, not the text)
     p = problems[0]
-    wrong = p.proof.replace(f":= {numeral(p.value)}\n", f":= {numeral(p.value + 1)}\n")
+    wrong = p.proof.replace(f":= {source(p.term)}\n", f":= {numeral(p.value + 1)}\n")
     assert wrong != p.proof
     row = {**p.to_row("lean"), "proof": wrong}
     assert not verify_many([_requests([row])[0][1]], kernel)[0].verified

@@ -3,12 +3,14 @@
 Every problem comes with everything each task trains or evaluates on: the English question, a
 chain-of-thought solution ending "The answer is N.", the answer, a Lean statement in the
 PutnamBench shape (answer abstracted) against `examples/prelude.lean`, a Lean solution (the
-answer as a numeral plus a proof the kernel accepts) and a back-translation reference. A
-`prove` twin states the same arithmetic as a theorem.
+answer as a Lean computation plus a proof the kernel accepts) and a back-translation reference.
+A `prove` twin states the arithmetic as a theorem with the value written out as a numeral.
 
-Numbers are the prelude's `N`: `N.zero`..`N.four`, and above four `N.add N.four (…)`, so the
-kernel checks an answer by reducing both sides (the proof is the hypothesis itself, accepted
-only if the answer's numeral is the value of the computation in the statement).
+Numbers are the prelude's `N`: `N.zero`..`N.four`, and above four `N.add N.four (…)`. The
+proof of a solution is the hypothesis itself, which the kernel accepts only if the answer
+reduces to the same value as the story's computation; the prove twin's `Eq.refl` only if the
+numeral is that value. The kernel cannot `#eval`, so the verified answer Lean reports is the
+answer's body as it prints it back (`printed`), and that is the lean-solve reference.
 
 Splits are disjoint twice over: each template's phrasings (frames) are dealt to train, valid
 and test, and so are the numbers of each template (by a hash of the operands). A test problem
@@ -23,7 +25,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 SPLITS = ("train", "valid", "test")
 
@@ -33,28 +35,48 @@ OBJECTS = ("apples", "pears", "pens", "books", "cards", "shells", "stones", "coi
            "cookies", "flowers", "toys", "plums", "beads", "cups", "eggs", "kites")
 
 
-def numeral(n: int) -> str:
-    """The canonical prelude numeral of n >= 0: `N.zero`..`N.four`, then `N.add N.four (…)`."""
+Term = Union[int, tuple]
+"""A prelude term: an int 0..4 is `N.zero`..`N.four`; ("add" | "mul", left, right) is `N.add left right`."""
+SMALL = ("N.zero", "N.one", "N.two", "N.three", "N.four")
+
+
+def num(n: int) -> Term:
+    """The canonical numeral of n >= 0 as a term: 0..4 themselves, above four `N.add N.four (…)`."""
     if n < 0:
         raise ValueError(f"no natural-number numeral for {n}")
-    small = ("N.zero", "N.one", "N.two", "N.three", "N.four")
-    if n <= 4:
-        return small[n]
-    rest = numeral(n - 4)
-    return f"N.add N.four {rest if n - 4 <= 4 else f'({rest})'}"
+    return n if n <= 4 else ("add", 4, num(n - 4))
 
 
-def printed_numeral(n: int) -> str:
-    """`numeral(n)` as Lean prints it back (`#print`, field notation): `N.four.add (N.four.add N.one)`."""
-    if n <= 4:
-        return numeral(n)
-    rest = printed_numeral(n - 4)
-    return f"N.four.add {rest if n - 4 <= 4 else f'({rest})'}"
+def source(term: Term) -> str:
+    """A term as written: `N.add (N.mul N.three N.four) N.two`."""
+    if isinstance(term, int):
+        return SMALL[term]
+    op, left, right = term
+    return f"N.{op} {_paren(source, left)} {_paren(source, right)}"
 
 
-def _arg(n: int) -> str:
-    """A numeral as a function argument (parenthesised when compound)."""
-    return numeral(n) if n <= 4 else f"({numeral(n)})"
+def printed(term: Term) -> str:
+    """A term as Lean prints it back (`#print`, field notation): `(N.three.mul N.four).add N.two`."""
+    if isinstance(term, int):
+        return SMALL[term]
+    op, left, right = term
+    return f"{_paren(printed, left)}.{op} {_paren(printed, right)}"
+
+
+def _paren(show: Callable[[Term], str], term: Term) -> str:
+    return show(term) if isinstance(term, int) else f"({show(term)})"
+
+
+def numeral(n: int) -> str:
+    """The canonical prelude numeral of n >= 0: `N.zero`..`N.four`, then `N.add N.four (…)`."""
+    return source(num(n))
+
+
+def value_of(term: Term) -> int:
+    if isinstance(term, int):
+        return term
+    op, left, right = term
+    return value_of(left) + value_of(right) if op == "add" else value_of(left) * value_of(right)
 
 
 @dataclass(frozen=True)
@@ -65,8 +87,7 @@ class Template:
     ranges: tuple[tuple[int, int], ...]
     frames: tuple[str, ...]
     """English with {name}, {other}, {obj} and {a}, {b}, {c}; dealt to splits by index."""
-    value: Callable[..., int]
-    lean: Callable[..., str]
+    lean: Callable[..., Term]
     """The computation as a prelude term over numerals."""
     steps: Callable[..., list[str]]
     """The arithmetic, one step per entry ("3 + 4 = 7")."""
@@ -76,18 +97,6 @@ class Template:
     """The computation in words, for `prove` twins and back-translations."""
 
 
-def _add(a: int, b: int) -> int:
-    return a + b
-
-
-def _mul(a: int, b: int) -> int:
-    return a * b
-
-
-def _two_step(a: int, b: int, c: int) -> int:
-    return a * b + c
-
-
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("add", ((1, 9), (1, 9)), (
         "{name} has {a} {obj} and buys {b} more. How many {obj} does {name} have now?",
@@ -95,7 +104,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
         "There are {a} {obj} on the table. {name} puts {b} more {obj} on the table. How many {obj} are on the table?",
         "A box holds {a} {obj}. {name} adds {b} {obj} to the box. How many {obj} are in the box now?",
         "{name} found {a} {obj} on Monday and {b} {obj} on Tuesday. How many {obj} did {name} find?",
-    ), _add, lambda a, b: f"N.add {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} + {b} = {a + b}"],
+    ), lambda a, b: ("add", num(a), num(b)), lambda a, b: [f"{a} + {b} = {a + b}"],
         "Together that is {steps}.", lambda a, b: f"{a} plus {b}"),
     Template("multiply", ((2, 5), (2, 4)), (
         "{name} has {a} bags with {b} {obj} in each bag. How many {obj} does {name} have?",
@@ -103,7 +112,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
         "{name} buys {a} packs of {obj}. Each pack has {b} {obj}. How many {obj} does {name} buy?",
         "{a} children each bring {b} {obj}. How many {obj} do they bring in all?",
         "{name} fills {a} boxes with {b} {obj} each. How many {obj} are in the boxes?",
-    ), _mul, lambda a, b: f"N.mul {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} * {b} = {a * b}"],
+    ), lambda a, b: ("mul", num(a), num(b)), lambda a, b: [f"{a} * {b} = {a * b}"],
         "There are {a} groups of {b}, so {steps}.", lambda a, b: f"{a} times {b}"),
     Template("compare", ((1, 9), (1, 6)), (
         "{name} has {a} {obj}. {other} has {b} more {obj} than {name}. How many {obj} does {other} have?",
@@ -111,7 +120,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
         "A red box has {a} {obj}. A blue box has {b} more {obj} than the red box. How many {obj} are in the blue box?",
         "{name} is given {a} {obj}. {other} is given {b} more than {name}. How many {obj} is {other} given?",
         "Last week {name} sold {a} {obj}. This week {name} sold {b} more than last week. How many {obj} did {name} sell this week?",
-    ), _add, lambda a, b: f"N.add {_arg(a)} {_arg(b)}", lambda a, b: [f"{a} + {b} = {a + b}"],
+    ), lambda a, b: ("add", num(a), num(b)), lambda a, b: [f"{a} + {b} = {a + b}"],
         "{b} more than {a} is {steps}.", lambda a, b: f"{a} plus {b}"),
     Template("two-step", ((2, 3), (2, 4), (2, 5)), (
         "{name} has {a} bags with {b} {obj} in each bag and {c} more {obj} in a pocket. How many {obj} does {name} have?",
@@ -119,7 +128,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
         "{name} buys {a} packs of {b} {obj} and then finds {c} {obj}. How many {obj} does {name} have?",
         "{a} children each bring {b} {obj}, and the teacher brings {c} {obj}. How many {obj} are there?",
         "{name} fills {a} boxes with {b} {obj} each and keeps {c} {obj} aside. How many {obj} are there?",
-    ), _two_step, lambda a, b, c: f"N.add (N.mul {_arg(a)} {_arg(b)}) {_arg(c)}",
+    ), lambda a, b, c: ("add", ("mul", num(a), num(b)), num(c)),
         lambda a, b, c: [f"{a} * {b} = {a * b}", f"{a * b} + {c} = {a * b + c}"],
         "First {a} groups of {b}, then {c} more: {steps}.", lambda a, b, c: f"{a} times {b}, plus {c}"),
 )}
@@ -165,10 +174,13 @@ class WorldProblem:
     solution: str
     """Chain of thought ending "The answer is N."."""
     value: int
+    term: Term
+    """The story's computation in Lean; the solution's answer is this computation, which the kernel
+    reduces (Lean cannot `#eval` here, so it prints the answer's body: `printed(term)`)."""
     statement: str
     """abbrev ID_answer : N := sorry / theorem ID (...) : ... := by sorry"""
     proof: str
-    """A Lean solution the kernel accepts: the answer's numeral and the theorem's proof."""
+    """A Lean solution the kernel accepts: the answer as a computation and the theorem's proof."""
     backtranslation: str
     """What the statement says, in English (the reference for reading Lean back)."""
     prove_question: str = ""
@@ -179,10 +191,10 @@ class WorldProblem:
     @property
     def lean_answer(self) -> str:
         """The answer as Lean prints the solution's answer definition (the reference of lean-solve)."""
-        return printed_numeral(self.value)
+        return printed(self.term)
 
     def to_row(self, task: str = "lean") -> dict[str, Any]:
-        """A row of our JSONL format. `lean`: the compute problem with the Lean numeral as the answer
+        """A row of our JSONL format. `lean`: the compute problem with the Lean computation as the answer
         (lean-solve, formalize, backtranslate); `cot`: the same with the decimal answer; `prove`:
         the arithmetic as a theorem to prove."""
         common = {"split": self.split, "template": self.template, "frame": self.frame,
@@ -205,23 +217,22 @@ def make_problem(template: str, frame: int, numbers: tuple[int, ...], *, id: str
     t = TEMPLATES[template]
     keys = dict(zip("abc", numbers))
     question = t.frames[frame].format(name=name, other=other, obj=obj, **keys)
-    value = t.value(*numbers)
+    tree = t.lean(*numbers)
+    value, term = value_of(tree), source(tree)
     steps = t.steps(*numbers)
     solution = f"{t.cot.format(steps=', then '.join(steps), **keys)} The answer is {value}."
-    term = t.lean(*numbers)
     # Lean names come from the story, not the problem id: a solver copies a word it has read
     theorem, fact = f"{obj}_count", f"{template.replace('-', '_')}_fact"
     binder = f"({obj} : N) (h₀ : Eq {obj} ({term}))"
     statement = (f"abbrev {theorem}_answer : N := sorry\n"
                  f"theorem {theorem} {binder} : Eq {obj} {theorem}_answer := by sorry\n")
-    proof = (f"-- {', '.join(steps)}\n"
-             f"noncomputable abbrev {theorem}_answer : N := {numeral(value)}\n"
+    proof = (f"noncomputable abbrev {theorem}_answer : N := {term}\n"
              f"theorem {theorem} {binder} : Eq {obj} {theorem}_answer :=\n  h₀\n")
     words = t.words(*numbers)
     back = f"The number of {obj} is {words}. How many {obj} are there?"
     prove_statement = f"theorem {fact} : Eq ({term}) ({numeral(value)}) := by sorry\n"
     prove_proof = f"theorem {fact} : Eq ({term}) ({numeral(value)}) :=\n  Eq.refl ({numeral(value)})\n"
-    return WorldProblem(id, "", template, frame, tuple(numbers), question, solution, value, statement, proof,
+    return WorldProblem(id, "", template, frame, tuple(numbers), question, solution, value, tree, statement, proof,
                         back, f"Show that {words} equals {value}.", prove_statement, prove_proof)
 
 
@@ -251,15 +262,23 @@ def write_jsonl(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def export(out: str | Path, sizes: dict[str, int] | None = None, *, seed: int = 0) -> dict[str, Path]:
+def export(out: str | Path, sizes: dict[str, int] | None = None, *, seed: int = 0,
+           sample: int = 300) -> dict[str, Path]:
     """Write every split in the formats `eval` reads: SPLIT.jsonl (compute problems, Lean numeral
     answers: lean-solve, formalize, backtranslate, and all training tasks), SPLIT_cot.jsonl (decimal
-    answers: cot) and SPLIT_prove.jsonl (theorems: prove). Returns the paths by file stem."""
+    answers: cot) and SPLIT_prove.jsonl (theorems: prove); also train_sample[_prove].jsonl, the
+    first `sample` training problems (pools the transfer harness verifies with Lean in seconds).
+    Returns the paths by file stem."""
     sizes = sizes or {"train": 2000, "valid": 100, "test": 100}
     out = Path(out)
     paths: dict[str, Path] = {}
     for split, n in sizes.items():
         problems = generate(split, n, seed=seed)
+        if split == "train" and sample:
+            paths["train_sample"] = write_jsonl([p.to_row("lean") for p in problems[:sample]],
+                                                out / "train_sample.jsonl")
+            paths["train_sample_prove"] = write_jsonl([p.to_row("prove") for p in problems[:sample]],
+                                                      out / "train_sample_prove.jsonl")
         paths[split] = write_jsonl([p.to_row("lean") for p in problems], out / f"{split}.jsonl")
         paths[f"{split}_cot"] = write_jsonl([p.to_row("cot") for p in problems], out / f"{split}_cot.jsonl")
         paths[f"{split}_prove"] = write_jsonl([p.to_row("prove") for p in problems], out / f"{split}_prove.jsonl")

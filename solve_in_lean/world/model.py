@@ -4,13 +4,13 @@ The same HF classes as the tiny test model (models/tiny.py), but with a tokenize
 the curriculum and the task prompts, and weights trained with the project's own fine-tuning
 loop (eval/finetune.py) on chat examples in the format evaluation prompts with. Two stages:
 
-    base    language of the world: formalize, backtranslate and prove examples (the base model
+    base    language of the world: formalize and backtranslate examples (the base model
             of the transfer experiment, examples/transfer_small_world.toml)
     world   the base trained further on every task (cot, lean-solve too): the model the demos,
             the bench and the verified-rate test use
 
 Both live in the user cache (`cache_root()/small-world/KEY/`) and are rebuilt only when the
-recipe's key changes: the recipe's fields, the curriculum's source and the prompt texts.
+recipe's key changes: the recipe's fields, the problems, the prompt texts or VERSION.
 
 The fixed prompt texts (system prompts, few-shot turns, chat role markers) are single tokens
 of the tokenizer: a 3M-parameter model cannot afford 500 tokens of prompt per example on two
@@ -42,7 +42,11 @@ PROMPTS = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtransla
            "prove": "prove"}
 """Training task -> prompt template name (as eval/trainingdata.py)."""
 ROLES = ("<|system|>", "<|user|>", "<|assistant|>")
-BASE_TASKS = ("formalize", "backtranslate", "prove")
+VERSION = 1
+"""Raise when the way the model is built or trained changes (tokenizer, stages, example format)."""
+EVAL_PROBLEMS = 100
+"""Problems exported for each of valid and test."""
+BASE_TASKS = ("formalize", "backtranslate")
 WORLD_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove")
 
 
@@ -66,15 +70,16 @@ class Recipe:
     batch_size: int = 16
     lr: float = 3e-3
     max_seq_len: int = 384
-    threads: int = 1
-    """Torch threads while training: one runs steadily where other jobs share the cores (two stall)."""
 
     def key(self) -> str:
-        """Hash of the recipe, the curriculum's source and every prompt the model is trained on."""
+        """Hash of the recipe, the training method's version, every prompt the model is trained on
+        and the problems it is trained and tested on (so a change to the curriculum that changes
+        any problem rebuilds the model, and a change that does not, does not)."""
         prompts = {t: _prompt_dump(name) for t, name in PROMPTS.items()}
-        source = Path(curriculum.__file__).read_text(encoding="utf-8") + Path(__file__).read_text(encoding="utf-8")
-        blob = json.dumps({"recipe": asdict(self), "prompts": prompts,
-                           "source": hashlib.sha256(source.encode()).hexdigest()}, sort_keys=True)
+        problems = [p.to_row() for p in generate("train", self.problems, seed=self.seed)]
+        problems += [p.to_row() for s in ("valid", "test") for p in generate(s, EVAL_PROBLEMS, seed=self.seed)]
+        blob = json.dumps({"recipe": asdict(self), "version": VERSION, "prompts": prompts,
+                           "problems": hashlib.sha256(json.dumps(problems).encode()).hexdigest()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def train_config(self, steps: int, seed: int) -> TrainConfig:
@@ -218,6 +223,15 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def training_threads() -> int:
+    """Two torch threads on an idle two-core machine; one when other work shares the cores, where
+    two threads stall each other at every synchronisation and run slower than one."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cores >= 2 and os.getloadavg()[0] < 0.5 * cores else 1
+
+
 def build(recipe: Recipe = DEFAULT_RECIPE, *, root: Path | None = None, progress: bool | None = False,
           log: Callable[[str], None] = lambda _: None) -> WorldModel:
     """The trained base and world models of `recipe`, from the cache or trained now (a few minutes
@@ -230,13 +244,16 @@ def build(recipe: Recipe = DEFAULT_RECIPE, *, root: Path | None = None, progress
     with _locked(root.with_name(root.name + ".lock")):
         if info_path.is_file():
             wm.training = json.loads(info_path.read_text(encoding="utf-8"))
+            if not (wm.data / "train_sample_prove.jsonl").is_file():  # built before that file was exported
+                _export(wm)
             return wm
         if root.exists():
             shutil.rmtree(root)  # an interrupted build: start over
         before = torch.get_num_threads()
-        torch.set_num_threads(recipe.threads)
+        threads = training_threads()
+        torch.set_num_threads(threads)
         try:
-            wm.training = _train(wm, progress, log)
+            wm.training = {**_train(wm, progress, log), "threads": threads}
         finally:
             torch.set_num_threads(before)
         info_path.write_text(json.dumps(wm.training, indent=1) + "\n", encoding="utf-8")
@@ -247,7 +264,7 @@ def _train(wm: WorldModel, progress: bool | None, log: Callable[[str], None]) ->
     recipe = wm.recipe
     start = time.perf_counter()
     problems = generate("train", recipe.problems, seed=recipe.seed)
-    curriculum.export(wm.data, {"train": recipe.problems, "valid": 100, "test": 100}, seed=recipe.seed)
+    _export(wm)
     untrained = build_base_untrained(wm.root / "untrained", recipe, problems)
     log(f"small world: training the base model ({recipe.base_steps} steps) in {wm.base}")
     base_ex = examples(problems, BASE_TASKS, fewshot_share=recipe.fewshot_share, seed=recipe.seed)
@@ -260,6 +277,11 @@ def _train(wm: WorldModel, progress: bool | None, log: Callable[[str], None]) ->
     shutil.rmtree(untrained)
     return {"key": recipe.key(), "recipe": asdict(recipe), "seconds": time.perf_counter() - start,
             "base": _summary(base, base_ex, recipe), "world": _summary(world, world_ex, recipe)}
+
+
+def _export(wm: WorldModel) -> None:
+    curriculum.export(wm.data, {"train": wm.recipe.problems, "valid": EVAL_PROBLEMS, "test": EVAL_PROBLEMS},
+                      seed=wm.recipe.seed)
 
 
 def _summary(result: TrainResult, exs: list[dict[str, Any]], recipe: Recipe) -> dict[str, Any]:

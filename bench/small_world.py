@@ -1,0 +1,79 @@
+"""The small world end to end: train (or reuse) the CPU model, then measure it on held-out problems.
+
+    python bench/small_world.py [--limit 100] [--tasks lean-solve,cot,prove] [--base]
+
+Prints the training time, steps/s and tokens/s of each stage (from the build record; 0 s of
+training when the model came from the user cache, whose build time is printed instead), and
+the held-out metrics of the world model (and with --base of the base model) on the test split,
+measured through `eval.run.evaluate` with the bundled Lean kernel. Writes everything to
+bench/results/small_world.json; the run directories go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from solve_in_lean.lean import get_checker
+from solve_in_lean.world.measure import measure
+from solve_in_lean.world.model import build
+
+ROOT = Path(__file__).resolve().parents[1]
+PRELUDE = (ROOT / "examples" / "prelude.lean").read_text(encoding="utf-8")
+
+
+def _line(name: str, metrics: dict) -> str:
+    parts = []
+    for metric, m in metrics["metrics"].items():
+        if m["value"] is not None:
+            low, high = m.get("low"), m.get("high")
+            ci = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+            parts.append(f"{metric} {m['value']:.3f}{ci}")
+    return f"  {name:<13} n={metrics['items']:<4} " + ", ".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=100, help="test problems per task (at most 100)")
+    ap.add_argument("--tasks", default="lean-solve,cot,prove")
+    ap.add_argument("--base", action="store_true", help="also measure the base model (before task training)")
+    args = ap.parse_args()
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+
+    start = time.perf_counter()
+    wm = build(progress=None, log=print)
+    built_now = time.perf_counter() - start
+    t = wm.training
+    print(f"model folder: {wm.root}")
+    print(f"build: {t['seconds']:.0f} s on {t.get('threads', '?')} torch thread(s) "
+          f"({'trained now' if built_now > 5 else 'trained earlier; reused from the cache'})")
+    for stage in ("base", "world"):
+        s = t[stage]
+        print(f"  {stage:<6} {s['params']:,} parameters, {s['steps']} steps on {s['examples']} examples in "
+              f"{s['seconds']:.0f} s: {s['steps_per_s']:.2f} steps/s, {s['tokens_per_s']:.0f} tokens/s, "
+              f"loss {s['loss_first']:.2f} -> {s['loss_last']:.2f}")
+
+    checker = get_checker("kernel", timeout_s=60)
+    results: dict = {"training": t, "limit": args.limit, "models": {}}
+    models = {"world": wm.model, **({"base": wm.base} if args.base else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in models.items():
+            t0 = time.perf_counter()
+            metrics = measure(path, wm.data, checker, Path(tmp) / name, header=PRELUDE, tasks=tasks,
+                              limit=args.limit)
+            seconds = time.perf_counter() - t0
+            results["models"][name] = {"seconds": seconds, "metrics": metrics}
+            print(f"{name} model on the test split ({seconds:.0f} s):")
+            for task, m in metrics.items():
+                print(_line(task, m))
+    out = ROOT / "bench" / "results" / "small_world.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"written: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
