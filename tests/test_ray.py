@@ -154,6 +154,16 @@ class TestOneMachine:
         assert message == "on the Ray cluster: LEAN_SOLVE_KERNEL_LIB=/nonexistent/libleanshared.so is not a file"
         assert "\n" not in message and "Traceback" not in message
 
+    def test_the_options_the_settings_pass_work_as_they_do_locally(self):
+        from solve_in_lean.lean import auto_backend
+
+        code = MINI_PRELUDE + WRONG_PROOF
+        with get_checker("ray", timeout_s=30, workers=1, mathlib=None, runtime_env=ACTOR_ENV, **SMALL) as checker:
+            assert (checker.inner, checker.actors) == (auto_backend(), 1)  # inner `auto`, resolved in the actor
+            result = checker.check(code)
+        with get_checker(auto_backend(), timeout_s=30, workers=1, mathlib=None) as local:
+            assert comparable(result) == comparable(local.check(code))
+
     def test_dispatch_prefers_the_actor_with_the_header_warm(self, ray_kernel):
         header_a, header_b = (MINI_PRELUDE + f"-- header {uuid.uuid4().hex}\n" for _ in range(2))
         ray_kernel.check(GOOD_PROOF, header=header_a)

@@ -2,10 +2,11 @@
 
     checker = get_checker("ray", inner="repl", mathlib=True, actors=64, address="auto")
 
-Each actor holds one warm inner checker (`kernel`, `lake` or `repl`, `workers=1`, Lean's threads
-sized to the actor's CPUs) and reserves Ray `memory` for its Lean process, so Ray never packs
-more Lean processes onto a node than its memory holds. The driver keeps what it always keeps
-(order of results, verification, caches); only `check` travels.
+Each actor holds one warm inner checker (`kernel`, `lake`, `repl`, or the default `auto`: the
+best its node has; `workers=1`, Lean's threads sized to the actor's CPUs) and reserves Ray
+`memory` for its Lean process, so Ray never packs more Lean processes onto a node than its
+memory holds. The driver keeps what it always keeps (order of results, verification, caches);
+only `check` travels. `workers=N` (what the settings pass) means N actors.
 
 Failures, and who handles them:
 - Lean's own timeout and memory cap stay inside the actor: a slow proof is a `timeout` verdict.
@@ -37,7 +38,9 @@ from solve_in_lean.errors import LeanSolveError
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable
 from solve_in_lean.lean.source import split_header
 
-INNER_BACKENDS = ("kernel", "lake", "repl")
+INNER_BACKENDS = ("auto", "kernel", "lake", "repl")
+"""`auto` is resolved by each actor on its own node (`lean.auto_backend`); the pool refuses to
+start if its actors resolve it differently, since verdicts must not depend on placement."""
 WORKER_OVERHEAD_MB = 512
 """Ray `memory` an actor reserves beyond its Lean cap: the Python worker holding the checker."""
 WARM_HEADERS = 16
@@ -47,12 +50,15 @@ WARM_HEADERS = 16
 class LeanActor:
     """What runs inside one Ray actor: a warm inner checker, one check at a time."""
 
-    def __init__(self, inner: str, options: dict[str, Any]) -> None:
-        from solve_in_lean.lean import get_checker
+    def __init__(self, inner: str, options: dict[str, Any], lean_threads: int | None = None) -> None:
+        from solve_in_lean.lean import auto_backend, get_checker
 
         self.unavailable = ""
+        self.inner = auto_backend() if inner == "auto" else inner
+        if lean_threads and self.inner != "repl":  # a REPL server sizes its own thread pool
+            options = {**options, "lean_threads": lean_threads}
         try:
-            self.checker = get_checker(inner, **options)
+            self.checker = get_checker(self.inner, **options)
         except LeanUnavailable as e:  # told to the driver by ready(): its sentence, not a traceback
             self.unavailable = str(e)
 
@@ -61,7 +67,7 @@ class LeanActor:
         import ray
 
         facts = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                 "unavailable": self.unavailable}
+                 "inner": self.inner, "unavailable": self.unavailable}
         if not self.unavailable:
             facts.update(lean_version=self.checker.lean_version, evaluates=self.checker.evaluates)
         return facts
@@ -75,8 +81,8 @@ class LeanCheckStage:
     `ds.map(LeanCheckStage, fn_constructor_kwargs={"inner": "kernel", "options": {...}},
     concurrency=N, num_cpus=1, memory=...)`. Adds `check`, the CheckResult as a dict."""
 
-    def __init__(self, inner: str, options: dict[str, Any]) -> None:
-        self._actor = LeanActor(inner, {**options, "workers": 1})
+    def __init__(self, inner: str, options: dict[str, Any], lean_threads: int = 1) -> None:
+        self._actor = LeanActor(inner, {**options, "workers": 1}, lean_threads)
         if self._actor.unavailable:
             raise LeanUnavailable(self._actor.unavailable)
 
@@ -106,14 +112,14 @@ class RayChecker(LeanChecker):
 
     name = "ray"
 
-    def __init__(self, *, inner: str = "kernel", actors: int | None = None, actor_cpus: int = 1,
+    def __init__(self, *, inner: str = "auto", actors: int | None = None, actor_cpus: int = 1,
                  address: str | None = None, retries: int = 3, deadline_grace_s: float = 60.0,
                  actor_memory_mb: int | None = None, max_restarts: int = -1,
                  restart_timeout_s: float = 300.0, runtime_env: dict | None = None, **kw: Any) -> None:
         if inner not in INNER_BACKENDS:
             raise ValueError(f"unknown inner backend {inner!r} for ray; choose one of: {', '.join(INNER_BACKENDS)}")
         base = {k: kw.pop(k) for k in ("timeout_s", "memory_mb", "max_input_bytes", "max_output_bytes") if k in kw}
-        kw.pop("workers", None)  # one check per actor: the pool size is `actors`
+        workers = kw.pop("workers", None)  # one check at a time per actor: N workers means N actors
         super().__init__(**base)
         from solve_in_lean import raycluster
 
@@ -124,20 +130,19 @@ class RayChecker(LeanChecker):
         self.deadline_grace_s = deadline_grace_s
         self.restart_timeout_s = restart_timeout_s
         self.actor_memory_mb = actor_memory_mb or (self.memory_mb or DEFAULT_MEMORY_MB) + WORKER_OVERHEAD_MB
-        self.actors = actors or max(1, actors_that_fit(self._ray, actor_cpus, self.actor_memory_mb))
+        self.actors = actors or workers or max(1, actors_that_fit(self._ray, actor_cpus, self.actor_memory_mb))
         options = {**kw, **base, "workers": 1}
-        if inner != "repl":  # the process backends size Lean's thread pool; a REPL server has its own
-            options["lean_threads"] = actor_cpus
         remote = self._ray.remote(LeanActor).options(
             num_cpus=actor_cpus, memory=self.actor_memory_mb * 2**20,
             max_restarts=max_restarts, max_task_retries=0, runtime_env=runtime_env)
         self._cond = threading.Condition()
-        self._slots = [_Slot(remote.remote(inner, options)) for _ in range(self.actors)]
+        self._slots = [_Slot(remote.remote(inner, options, actor_cpus)) for _ in range(self.actors)]
         self._idle: list[_Slot] = []
         self._recovering = 0
         self.failed_attempts = 0
         """Checks sent again after their actor died or stuck (what a lost node costs)."""
         facts = self._start(inner, actor_cpus)
+        self.inner = facts["inner"]
         self._lean_version = facts["lean_version"]
         self.evaluates = facts["evaluates"]
 
@@ -147,9 +152,11 @@ class RayChecker(LeanChecker):
         pending = {s.actor.ready.remote(): s for s in self._slots}
         ready, late = self._ray.wait(list(pending), num_returns=len(pending), timeout=self.restart_timeout_s)
         facts: dict = {}
+        resolved: set[str] = set()
         for ref in ready:
             try:
                 facts = self._ray.get(ref)
+                resolved.add(facts["inner"])
             except self._ray.exceptions.RayActorError as e:
                 self.close()
                 raise LeanUnavailable(f"the {inner} backend could not start on the Ray cluster: "
@@ -161,6 +168,10 @@ class RayChecker(LeanChecker):
         for ref in late:
             self._ray.kill(pending[ref].actor, no_restart=True)
             self._slots.remove(pending[ref])
+        if len(resolved) > 1:
+            self.close()
+            raise LeanUnavailable(f"inner='auto' means {' or '.join(sorted(resolved))} depending on the node; "
+                                  "set up the same Lean on every node or name the inner backend")
         if not self._slots:
             self.close()
             raise LeanUnavailable(f"no Ray node could host a Lean actor ({actor_cpus} CPU, "
