@@ -256,9 +256,9 @@ def test_two_processes_write_one_cache_at_once(tmp_path):
 
 def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown generation backend 'llamafile'; known backends: "
-                                         "transformers, vllm, http"):
+                                         "transformers, vllm, http, ray"):
         load_generator("llamafile", "m")
-    assert set(BACKENDS) == {"transformers", "vllm", "http"}
+    assert set(BACKENDS) == {"transformers", "vllm", "http", "ray"}
 
 
 def test_importing_the_models_package_imports_no_torch():
