@@ -132,8 +132,10 @@ def test_the_kernel_verifies_every_template_and_rejects_a_wrong_answer(kernel):
     p = problems[0]
     wrong = p.proof.replace(f":= {source(p.term)}\n", f":= {numeral(p.value + 1)}\n")
     assert wrong != p.proof
-    row = {**p.to_row("lean"), "proof": wrong}
-    assert not verify_many([_requests([row])[0][1]], kernel)[0].verified
+    same = p.proof.replace(f":= {source(p.term)}\n", f":= {numeral(p.value)}\n")  # the value itself
+    verdicts = verify_many([_requests([{**p.to_row("lean"), "proof": code}])[0][1] for code in (wrong, same)], kernel)
+    assert not verdicts[0].verified and verdicts[1].verified
+    assert " ".join(verdicts[1].answer.split()) == printed(num(p.value))  # Lean reports what was written
 
 
 # ---------------------------------------------------------------------------------------------
