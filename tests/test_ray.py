@@ -164,6 +164,19 @@ class TestOneMachine:
         with get_checker(auto_backend(), timeout_s=30, workers=1, mathlib=None) as local:
             assert comparable(result) == comparable(local.check(code))
 
+    def test_memory_reservations_keep_ray_from_overcommitting_a_node(self, kernel):
+        from solve_in_lean.lean.ray_backend import actors_that_fit
+
+        node_mb = int(raycluster.cluster_info().memory_gb * 1024)
+        assert actors_that_fit(ray, 1, 1024) == 4  # CPUs decide: 4 logical CPUs
+        assert actors_that_fit(ray, 1, node_mb // 2.5) == 2  # memory decides
+        big = int(node_mb * 0.6)  # two of these do not fit the node: Ray must start only one
+        with get_checker("ray", inner="kernel", actors=2, actor_memory_mb=big, restart_timeout_s=5,
+                         timeout_s=30, runtime_env=ACTOR_ENV) as checker:
+            assert checker.actors == 1
+            code = MINI_PRELUDE + GOOD_PROOF
+            assert comparable(checker.check(code)) == comparable(kernel.check(code))
+
     def test_dispatch_prefers_the_actor_with_the_header_warm(self, ray_kernel):
         header_a, header_b = (MINI_PRELUDE + f"-- header {uuid.uuid4().hex}\n" for _ in range(2))
         ray_kernel.check(GOOD_PROOF, header=header_a)
