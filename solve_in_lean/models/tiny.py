@@ -32,7 +32,7 @@ BOS, EOS = "<s>", "</s>"
 
 
 def build_tiny_model(path: str | Path, *, vocab_size: int = 384, hidden_size: int = 64,
-                     num_layers: int = 2, num_heads: int = 4, max_positions: int = 512,
+                     num_layers: int = 2, num_heads: int = 4, max_positions: int = 4096,
                      seed: int = 0, chat_template: bool = True,
                      corpus: tuple[str, ...] = CORPUS) -> Path:
     """Save a tokenizer and a Llama-style model with random weights (fixed `seed`) to `path`.
@@ -40,7 +40,8 @@ def build_tiny_model(path: str | Path, *, vocab_size: int = 384, hidden_size: in
     The tokenizer is byte-level BPE (any Unicode input encodes, and random output can
     decode to invalid UTF-8, as with real models), adds BOS to plain text, has EOS and
     deliberately no pad token (backends must cope). `chat_template=False` leaves it without
-    one, to exercise the plain-join fallback.
+    one, to exercise the plain-join fallback. The context (`max_positions`, rotary: no weights)
+    is long enough for the few-shot prompts, which its small vocabulary splits into many tokens.
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
