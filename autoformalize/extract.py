@@ -63,19 +63,31 @@ def lean_name(problem_id: str) -> str:
     return name
 
 
-def garbage_reason(text: object) -> str | None:
-    """Why a completion cannot be Lean at all (empty, huge, binary), or None."""
+def garbage_reason(text: object, max_chars: int | None = MAX_COMPLETION_CHARS) -> str | None:
+    """Why a completion cannot be Lean at all (empty, huge, binary), or None. `max_chars` None:
+    no length limit (long-reasoning provers think for tens of thousands of characters)."""
     if not isinstance(text, str):
         return f"the completion is not text but {type(text).__name__}"
     if not text.strip():
         return "the model returned an empty completion"
-    if len(text) > MAX_COMPLETION_CHARS:
-        return f"the completion is too long ({len(text)} characters, limit {MAX_COMPLETION_CHARS})"
+    if max_chars is not None and len(text) > max_chars:
+        return f"the completion is too long ({len(text)} characters, limit {max_chars})"
     bad = sum(1 for c in text if (ord(c) < 32 and c not in "\n\t\r") or c == "\ufffd"
               or 0xD800 <= ord(c) <= 0xDFFF or ord(c) == 127)
     if bad:
         return f"the completion contains {bad} control or undecodable character(s); it is not text"
     return None
+
+
+_CLOSED_FENCE = re.compile(r"```[ \t]*([^\n`]*)\n(.*?)```", re.S)
+
+
+def last_closed_block(text: str) -> str | None:
+    """The last complete (closed) Lean or untagged fenced block: where a prover that reasons in
+    many blocks writes its final proof. A block cut off by the output budget does not count."""
+    blocks = [(tag.strip().lower(), body) for tag, body in _CLOSED_FENCE.findall(text)]
+    lean = [body for tag, body in blocks if tag in _LEAN_TAGS and body.strip()]
+    return lean[-1] if lean else None
 
 
 def code_blocks(text: str) -> list[str]:
@@ -228,14 +240,21 @@ _LEAN_START = re.compile(r"(?m)^[ \t]*(?:import|open|set_option|theorem|lemma|ex
                          r"namespace|variable|#eval|#check)\b")
 
 
-def extract_lean(text: str) -> str | None:
+def extract_lean(text: str, *, rule: str = "all-blocks", max_chars: int | None = MAX_COMPLETION_CHARS) -> str | None:
     """All the Lean code of a completion (for solutions: definitions and proofs), or None.
 
-    Fenced blocks are joined in order; without fences, the text from the first line that
-    starts like Lean. Garbage (empty, huge, binary) gives None.
+    rule "all-blocks": fenced blocks are joined in order; without fences, the text from the
+    first line that starts like Lean. rule "last-block": only the last closed block (a model
+    presets/ marks as reasoning before its final proof). Garbage (empty, binary, longer than
+    `max_chars`) gives None.
     """
-    if garbage_reason(text):
+    if garbage_reason(text, max_chars):
         return None
+    if rule == "last-block":
+        block = last_closed_block(text)
+        return block.strip() + "\n" if block is not None else None
+    if rule != "all-blocks":
+        raise ValueError(f"unknown extraction rule {rule!r}; known: all-blocks, last-block")
     blocks = [b.strip() for b in code_blocks(text) if b.strip()]
     if blocks:
         return "\n\n".join(blocks) + "\n"

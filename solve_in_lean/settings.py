@@ -15,6 +15,8 @@ A config file is looked up in order: `--config FILE`, `$LEAN_SOLVE_CONFIG`, `./l
     header = "prelude.lean"   # Lean header file, relative to the config file (default: Mathlib)
 
     [model]                   # solve_in_lean.models.ModelConfig
+    preset = "goedel-prover-v2-8b"  # a model preset (`lean-solve models`): its model id, prompts, budget,
+                              # sampling and extraction; the other keys of this table override it
     backend = "transformers"  # transformers | vllm | http
     model = "..."
     cache = "gen.sqlite"      # or false; default: off, except `eval` (settings.default_cache_path)
@@ -90,6 +92,8 @@ class Settings:
     """The generation cache: a file, False (off), or None (the command's default)."""
     path: Path | None = None
     """The config file read, if any."""
+    preset: str | None = None
+    """The model preset chosen (solve_in_lean/presets), if any."""
 
     def with_flags(self, *, lean: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
                    solve: dict[str, Any] | None = None, flags: dict[str, str] | None = None) -> "Settings":
@@ -104,10 +108,14 @@ class Settings:
             new = dataclasses.replace(new, lean=_lean(lean, dataclasses.asdict(self.lean), names, Path.cwd()))
         if "cache" in model:
             new = dataclasses.replace(new, cache=_cache(model.pop("cache"), names.get("cache", "--cache"), Path.cwd()))
+        if "preset" in model:  # the preset's values first, then the other flags over them
+            preset = _preset(model.pop("preset"), names.get("preset", "--preset"))
+            new = dataclasses.replace(new, preset=preset.name, auto_temperature=False,
+                                      model=new.model.with_overrides(**preset.model_defaults()))
         if model:
             try:
-                new = dataclasses.replace(new, model=self.model.with_overrides(**model),
-                                          auto_temperature=self.auto_temperature and "temperature" not in model)
+                new = dataclasses.replace(new, model=new.model.with_overrides(**model),
+                                          auto_temperature=new.auto_temperature and "temperature" not in model)
             except ValueError as e:
                 raise ConfigError(f"bad model settings: {e}") from None
         if solve:
@@ -124,6 +132,18 @@ class Settings:
         else:
             path = None if self.cache is False else self.cache
         return dataclasses.replace(self.model, cache=None if path is None else str(path))
+
+
+def _preset(name: Any, label: str) -> Any:
+    """The preset called `name`; ConfigError naming the key (or flag) otherwise."""
+    from solve_in_lean.presets import get_preset
+
+    if not isinstance(name, str):
+        raise ConfigError(f"{label} must be a preset name (`lean-solve models` lists them), not {name!r}")
+    try:
+        return get_preset(name)
+    except InputError as e:
+        raise ConfigError(f"{label}: {e}") from None
 
 
 def default_cache_path() -> Path:
@@ -224,6 +244,9 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
     timeout = lean_table.pop("timeout_s", None)
     lean = _lean(lean_table, dataclasses.asdict(LeanSettings()), {}, root, where)
     cache = _cache(model_table.pop("cache"), f"{where}[model] cache", root) if "cache" in model_table else None
+    preset = _preset(model_table.pop("preset"), f"{where}[model] preset") if "preset" in model_table else None
+    if preset is not None:  # the table's own keys override the preset's
+        model_table = {**preset.model_defaults(), **model_table}
     try:
         model = ModelConfig.from_dict(model_table)
     except (TypeError, ValueError) as e:
@@ -240,7 +263,7 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
         section = "[lean]" if "timeout_s" in str(e).split(" ")[0] else "[solve]"
         raise ConfigError(f"{where}{section} {e}") from None
     return Settings(lean=lean, model=model, solve=solve, auto_temperature="temperature" not in model_table,
-                    cache=cache, path=path)
+                    cache=cache, path=path, preset=preset.name if preset is not None else None)
 
 
 def _candidates(explicit: str | Path | None) -> list[Path]:

@@ -18,6 +18,7 @@ def __getattr__(name: str) -> Any:
 
 def _register() -> None:
     from solve_in_lean.cli import cache, check, evaluate, formalize, report, setup, solve, transfer, world  # noqa: F401  (register)
+    from solve_in_lean.cli import models  # noqa: F401  (register)
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ MathlibOpt = Annotated[Optional[bool], typer.Option("--mathlib/--no-mathlib",
 HeaderOpt = Annotated[Optional[str], typer.Option("--header", help="File with the imports/opens Lean code is checked "
                                                                    "under (default: Mathlib).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name or local folder.")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Model preset: a prover's published protocol "
+                                                                   "(`lean-solve models` lists them).")]
 ModelBackendOpt = Annotated[Optional[str], typer.Option("--model-backend", help="transformers | vllm | http")]
 ModelOptionOpt = Annotated[list[str], typer.Option("--model-option", help="Backend option key=value (repeatable).")]
 TemperatureOpt = Annotated[Optional[float], typer.Option(
@@ -54,7 +56,7 @@ FLAGS = {"backend": "--backend", "timeout_s": "--timeout", "mathlib": "--mathlib
          "model": "--model", "backend_model": "--model-backend", "temperature": "--temperature",
          "max_new_tokens": "--max-new-tokens", "cache": "--cache", "samples": "--samples", "rounds": "--rounds",
          "formalize_samples": "--formalize-samples", "cot_samples": "--cot-samples", "judge": "--judge",
-         "max_problem_chars": "--max-problem-chars"}
+         "max_problem_chars": "--max-problem-chars", "preset": "--preset"}
 
 
 def print_json(obj: Any) -> None:
@@ -65,7 +67,7 @@ def settings_from(config: str | None, *, backend: str | None = None, timeout: fl
                   mathlib: bool | None = None, header: str | None = None, model: str | None = None,
                   model_backend: str | None = None, model_option: list[str] | None = None,
                   temperature: float | None = None, max_new_tokens: int | None = None, cache: str | None = None,
-                  seed: int | None = None, **solve: Any) -> Any:
+                  seed: int | None = None, preset: str | None = None, **solve: Any) -> Any:
     """The config file's settings with the command's flags applied, all validated."""
     from solve_in_lean.models import parse_options
     from solve_in_lean.settings import load_settings
@@ -79,7 +81,8 @@ def settings_from(config: str | None, *, backend: str | None = None, timeout: fl
         solve["timeout_s"] = timeout
     return load_settings(config).with_flags(
         lean={"backend": backend, "mathlib": mathlib, "header": header},
-        model={"backend": model_backend, "model": model, "options": options, "temperature": temperature,
+        model={"preset": preset, "backend": model_backend, "model": model, "options": options,
+               "temperature": temperature,
                "max_new_tokens": max_new_tokens, "seed": seed, "cache": cache_value},
         solve=solve, flags=FLAGS)
 

@@ -11,7 +11,7 @@ from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOp
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxCharsOpt, MaxNewTokensOpt,
                                       ModelBackendOpt, ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt,
                                       SamplesOpt, TemperatureOpt, TimeoutOpt, check_header, check_writable_dir,
-                                      make_generator, model_errors, print_json, read_header,
+                                      make_generator, model_errors, PresetOpt, print_json, read_header,
                                       settings_from, writes_fail_cleanly)
 from solve_in_lean.errors import InputError
 
@@ -40,6 +40,7 @@ def eval_command(
     timeout: TimeoutOpt = None,
     mathlib: MathlibOpt = None,
     model: ModelOpt = None,
+    preset: PresetOpt = None,
     model_backend: ModelBackendOpt = None,
     model_option: ModelOptionOpt = [],
     temperature: TemperatureOpt = None,
@@ -66,13 +67,17 @@ def eval_command(
         raise InputError("-k sets the pass@k values of the prove task; use --samples for samples per problem")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    from solve_in_lean.presets import get_preset
     from solve_in_lean.settings import make_checker
 
     settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, seed=seed, samples=samples, rounds=rounds,
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,
-                             max_problem_chars=max_problem_chars)
+                             max_problem_chars=max_problem_chars, preset=preset)
+    chosen = get_preset(settings.preset) if settings.preset else None
+    if task == "prove" and rounds is None:  # repairs only when asked: pass@k of independent samples by default
+        settings = settings.with_flags(solve={"rounds": chosen.rounds if chosen else 0})
     if task == "cot" and settings.solve.cot_samples < 1:
         raise InputError("the cot task needs --cot-samples of at least 1")
     options = TaskOptions(settings.solve, tuple(k) or (1,))
@@ -86,9 +91,9 @@ def eval_command(
             check_header(checker, h, settings.solve.timeout_s)
         mcfg, generator = make_generator(settings, cache_by_default=True)
         ctx = TaskContext(generator, checker, mcfg.sampling, options, header_text, settings.lean.policy(),
-                          auto_temperature=settings.auto_temperature)
+                          auto_temperature=settings.auto_temperature, preset=chosen)
         with generator, model_errors(mcfg):
-            run, summary, metrics = evaluate(out, selection, ctx, model=mcfg.to_dict(),
+            run, summary, metrics = evaluate(out, selection, ctx, model={**mcfg.to_dict(), "preset": settings.preset},
                                              progress=False if json_out else None, retry_errors=retry_errors,
                                              workers=workers)
     finally:

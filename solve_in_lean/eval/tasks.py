@@ -26,7 +26,7 @@ from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.pipeline import PipelineConfig, run_problem
 from solve_in_lean.prompts import get_prompt
-from solve_in_lean.solve import chain_of_thought, solve_formal
+from solve_in_lean.solve import chain_of_thought
 from solve_in_lean.verify import Policy
 
 TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
@@ -40,7 +40,8 @@ class TaskOptions:
 
     Per task: cot votes `cot_samples` chains of thought; lean-solve runs the whole pipeline with
     every option; formalize samples `formalize_samples` statements with `rounds` repairs; prove
-    samples `samples` independent proofs (no repairs: they would make pass@k meaningless)."""
+    samples `samples` proofs and repairs each failed one for `rounds` rounds (the eval command sets
+    0 unless --rounds or the preset asks), reporting pass@k after each round."""
 
     solve: SolveOptions = field(default_factory=SolveOptions)
     ks: tuple[int, ...] = (1,)
@@ -74,6 +75,8 @@ class TaskContext:
     policy: Policy = field(default_factory=Policy)
     auto_temperature: bool = False
     """The generator applies the sampling rule (options.SamplingRule); recorded in the run's config."""
+    preset: Any = None
+    """The model preset (presets.Preset) whose prompts and extraction the prove task uses; None: generic."""
 
 
 def formal_problem(item: dict[str, Any], header: str) -> FormalProblem:
@@ -157,16 +160,24 @@ def run_backtranslate(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 
 def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    """`samples` independent whole proofs, each verified; pass@k by the unbiased estimator."""
+    """`samples` whole proofs under the preset's protocol, each verified, then `rounds` rounds of
+    self-correction (presets/proving.py); pass@k by the unbiased estimator after every round, a
+    sample and its repairs counting as one. The headline pass@k is the last round's."""
+    from solve_in_lean.presets.proving import prove
+
     problem = formal_problem(item, ctx.header)
-    result = solve_formal(problem, ctx.generator, _checker(ctx), params=ctx.params,
-                          options=dataclasses.replace(ctx.options.solve, rounds=0, cot_samples=0), policy=ctx.policy)
-    n, c = len(result.attempts), sum(a.verified for a in result.attempts)
-    ks = ctx.options.ks
-    scores: dict[str, Any] = {f"pass@{k}": pass_at_k(n, c, k) for k in ks}
-    if n in ks:
-        scores[f"pass@{n}"] = c > 0  # "any proof verified" is a yes/no outcome
-    return {"solve": result.to_dict(), "samples": n, "correct": c, "proof": result.proof, "scores": scores}
+    result = prove(problem, ctx.generator, _checker(ctx), params=ctx.params, options=ctx.options.solve,
+                   policy=ctx.policy, preset=ctx.preset)
+    n, ks = ctx.options.solve.samples, ctx.options.ks
+    scores: dict[str, Any] = {}
+    for r, c in enumerate(result.correct_by_round):
+        for k in ks:
+            value: Any = c > 0 if k == n else pass_at_k(n, c, k)  # pass@n: "any proof verified", yes/no
+            scores[f"pass@{k}"] = value
+            if ctx.options.solve.rounds:
+                scores[f"round{r}:pass@{k}"] = value
+    return {"solve": result.to_dict(), "samples": n, "correct": result.correct_by_round[-1],
+            "correct_by_round": result.correct_by_round, "proof": result.proof, "scores": scores}
 
 
 def _checker(ctx: TaskContext) -> LeanChecker:
@@ -183,7 +194,8 @@ RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
 def metric_names(task: str, options: TaskOptions) -> list[str]:
     """The task's metrics, main one first."""
     if task == "prove":
-        return [f"pass@{k}" for k in options.ks]
+        rounds = range(options.solve.rounds + 1) if options.solve.rounds else ()
+        return [f"pass@{k}" for k in options.ks] + [f"round{r}:pass@{k}" for r in rounds for k in options.ks]
     return {"cot": ["accuracy"], "code": CODE_METRICS, "lean-solve": ["verified_accuracy", "verified_rate", "accuracy"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"]}[task]

@@ -1,0 +1,181 @@
+"""Model presets: every preset renders its published prompt, extracts Lean from completions shaped like
+its model's real output (long reasoning then a final block, several blocks, output cut by the budget),
+and repairs with Lean's feedback. The completions are written by hand after the model cards' examples
+and answered by a scripted generator (given texts, not a model); the real Lean kernel checks the Lean."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_prelude import MINI_PRELUDE
+from solve_in_lean.eval.tasks import TaskContext, TaskOptions, formal_problem, run_prove
+from solve_in_lean.models.base import SamplingParams
+from solve_in_lean.models.scripted import ScriptedGenerator
+from solve_in_lean.options import SolveOptions
+from solve_in_lean.presets import get_preset, list_presets
+from solve_in_lean.presets.feedback import goal_at
+from solve_in_lean.presets.proving import open_statement, prove
+from solve_in_lean.problems import load_items
+from solve_in_lean.settings import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = {it["id"]: it for it in load_items(ROOT / "examples/data/tiny_eval.jsonl")}
+GOOD = "theorem one_add_one : Eq (N.add N.one N.one) N.two := Eq.refl N.two"
+BAD = "theorem one_add_one : Eq (N.add N.one N.one) N.two := Eq.refl N.one"
+REASONING = "Let me think about the structure of N. " * 700  # ~27,000 characters, over the generic limit
+
+
+def fence(code, tag="lean4"):
+    return f"```{tag}\n{code}\n```"
+
+
+# Shaped like each family's real output (model cards): a plan or <think> section with sketches, then the proof.
+LONG_THEN_FINAL = f"## Proof plan\n{REASONING}\nA first sketch:\n{fence('theorem one_add_one : True := sorry')}\n" \
+                  f"### Complete Lean 4 proof\n{fence(GOOD)}\n"
+KIMINA = f"<think>\n{REASONING}\n{fence(BAD)}\nThis fails: the value is wrong.\n</think>\n{fence(GOOD)}"
+TRUNCATED = f"<think>\n{REASONING}\n{fence(BAD)}\nNow the final proof:\n```lean4\ntheorem one_add_one : Eq (N.add"
+DEEPSEEK_V15 = "  -- the successor of one is two, by definition\n  Eq.refl N.two\n```\nThe proof is complete."
+
+
+def problem():
+    return formal_problem(ITEMS["one_add_one"], MINI_PRELUDE)
+
+
+@pytest.mark.parametrize("preset", list_presets(), ids=lambda p: p.name)
+def test_every_preset_renders_prove_and_repair_and_names_its_protocol(preset):
+    fields = {"header": "import Mathlib\n\n", "statement": "theorem t : 1 + 1 = 2 := by\n  sorry", "problem": "1+1=2",
+              "informal_prefix": "/-- 1+1=2 -/\n", "code": "theorem t : 1 + 1 = 2 := by simp", "errors": "E", "round": 0}
+    prompt = preset.render("prove", **fields)
+    repair = preset.render("lean_repair", **fields)
+    text = json.dumps([prompt, repair], ensure_ascii=False)
+    assert "1 + 1 = 2" in text and "theorem t : 1 + 1 = 2 := by simp" in json.dumps(repair, ensure_ascii=False) \
+        or preset.format == "completion"
+    assert preset.citation.strip() and preset.max_new_tokens >= 512
+    if preset.format == "completion":
+        assert isinstance(prompt, str) and prompt.rstrip().endswith("sorry")
+    else:
+        assert isinstance(prompt, list) and prompt[-1]["role"] == "user"
+
+
+def test_the_published_query_strings_are_the_prompts():
+    fields = {"header": "", "statement": "theorem t : P := by\n  sorry", "problem": "P", "informal_prefix": ""}
+    goedel = get_preset("goedel-prover-v2-8b").render("prove", **fields)
+    assert goedel == [{"role": "user", "content": "Complete the following Lean 4 code:\n\n```lean4\ntheorem t : P := by\n"
+                       "  sorry\n```\n\nBefore producing the Lean 4 code to formally prove the given theorem, provide a "
+                       "detailed proof plan outlining the main proof steps and strategies.\nThe plan should highlight "
+                       "key ideas, intermediate lemmas, and proof structures that will guide the construction of the "
+                       "final formal proof."}]
+    assert get_preset("deepseek-prover-v2-7b").render("prove", **fields) == goedel  # the same card prompt
+    kimina = get_preset("kimina-prover-distill-8b").render("prove", **fields)
+    assert kimina[0] == {"role": "system", "content": "You are an expert in mathematics and Lean 4."}
+    assert kimina[1]["content"].startswith("Think about and solve the following problem step by step in Lean 4.\n"
+                                           "# Problem:P\n# Formal statement:\n```lean4\n")
+    v15 = get_preset("deepseek-prover-v1.5-rl").render("prove", **{**fields, "statement": "theorem t : P := by\n"})
+    assert v15 == ("Complete the following Lean 4 code with explanatory comments preceding each line of code:\n\n"
+                   "```lean4\ntheorem t : P := by\n")
+    internlm = get_preset("internlm2-math-plus-7b")
+    assert internlm.render("lean_solve", problem="Q")[-1]["content"] == "Q\nSolve this via Lean 4"
+    assert internlm.render("cot", problem="Q")[-1]["content"] == "Q"
+    assert internlm.render("formalize", problem="S")[-1]["content"] == \
+        "Convert this natural langauge statement into a Lean 4 theorem statement:S"
+    assert internlm.render("tactic", goals="⊢ P", tactics="")[-1]["content"] == \
+        "Given the Lean 4 tactic state, suggest a next tactic:\n⊢ P"
+
+
+@pytest.mark.parametrize("name", ["goedel-prover-v2-8b", "deepseek-prover-v2-7b", "kimina-prover-distill-8b"])
+def test_long_reasoning_provers_are_read_from_their_last_complete_block(name):
+    preset = get_preset(name)
+    assert len(LONG_THEN_FINAL) > 20_000
+    assert preset.extract_lean(LONG_THEN_FINAL).strip() == GOOD
+    assert preset.extract_lean(KIMINA).strip() == GOOD
+    assert preset.extract_lean(TRUNCATED).strip() == BAD  # the block cut off by the budget is never read
+    assert preset.extract_lean("I could not find a proof.") is None
+    assert preset.extract_lean(fence("import Mathlib\nimport Aesop\n\n" + GOOD)).strip() == GOOD  # header is the run's
+
+
+def test_the_generic_preset_keeps_the_project_rules():
+    generic = get_preset("generic-instruct")
+    assert generic.extract_lean(LONG_THEN_FINAL) is None  # over 20,000 characters: refused unread
+    two = f"{fence('noncomputable def a : N := N.two', 'lean')}\n{fence(GOOD, 'lean')}"
+    assert generic.extract_lean(two) == "noncomputable def a : N := N.two\n\n" + GOOD + "\n"  # blocks joined
+
+
+def test_deepseek_v15_continues_the_statement():
+    preset = get_preset("deepseek-prover-v1.5-rl")
+    prefix = open_statement("theorem t : P := by sorry")
+    assert prefix == "theorem t : P := by\n"
+    code = preset.extract_lean(DEEPSEEK_V15, prefix=prefix)
+    assert code.startswith("theorem t : P := by\n  -- the successor") and "The proof is complete" not in code
+    assert preset.sampling(SamplingParams()).stop == ("```",)
+
+
+def test_a_goal_is_read_from_lean_messages():
+    assert goal_at("unsolved goals\nx : ℕ\nh : x = 2\n⊢ x + x = 4") == "x : ℕ\nh : x = 2\n⊢ x + x = 4"
+    assert goal_at("linarith failed to find a contradiction\ncase a\nx : ℝ\n⊢ False") == "x : ℝ\n⊢ False"
+    assert goal_at("unknown identifier 'foo'") is None
+
+
+@pytest.mark.parametrize("name", ["goedel-prover-v2-8b", "kimina-prover-distill-8b", "generic-instruct"])
+def test_self_correction_feeds_lean_errors_and_the_goal_back(kernel, name):
+    preset = get_preset(name)
+    first, fixed = (KIMINA.replace(fence(GOOD), fence(BAD)), LONG_THEN_FINAL) if preset.extract == "last-block" \
+        else (fence(BAD), fence(GOOD))
+    gen = ScriptedGenerator([first, fixed])
+    result = prove(problem(), gen, kernel, params=SamplingParams(), options=SolveOptions(samples=1, rounds=2),
+                   preset=preset)
+    assert result.correct_by_round == [0, 1, 1] and [a.verified for a in result.attempts] == [False, True]
+    assert result.attempts[1].parent == 0 and result.proof.strip() == GOOD
+    repair = json.dumps(gen.prompts[1], ensure_ascii=False)
+    assert "<error>Eq.refl N.one</error>" in repair and "⊢ Eq (N.one.add N.one) N.two" in repair
+    assert len(gen.prompts) == 2  # the chain stopped at its verified proof: no round 2 call
+
+
+def test_deepseek_v15_continuations_are_checked_whole(kernel):
+    """The continued code (statement + completion) goes to Lean; the kernel has no tactics, so `by` fails
+    there, and the feedback says so (the toolchain verifies such proofs: test_lake_backend, test_repl)."""
+    gen = ScriptedGenerator(["  Eq.refl N.two\n```"])
+    result = prove(problem(), gen, kernel, params=SamplingParams(), options=SolveOptions(samples=1, rounds=0),
+                   preset=get_preset("deepseek-prover-v1.5-rl"))
+    attempt = result.attempts[0]
+    assert attempt.code == "theorem one_add_one : Eq (N.add N.one N.one) N.two := by\n  Eq.refl N.two\n"
+    assert not attempt.verified and attempt.lean["status"] == "error" and result.correct_by_round == [0]
+    assert isinstance(gen.prompts[0], str) and gen.prompts[0].endswith("theorem one_add_one : Eq (N.add N.one N.one) "
+                                                                      "N.two := by\n")
+
+
+def test_eval_prove_reports_pass_at_k_per_round(kernel):
+    gen = ScriptedGenerator(lambda prompt, i: fence(GOOD) if "Round 0" in json.dumps(prompt) or i == 1 else fence(BAD))
+    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=2, rounds=1), (1, 2)),
+                      MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
+    rec = run_prove(ITEMS["one_add_one"], ctx)
+    assert rec["correct_by_round"] == [1, 2]
+    assert rec["scores"] == {"pass@1": 1.0, "pass@2": True, "round0:pass@1": 0.5, "round0:pass@2": True,
+                             "round1:pass@1": 1.0, "round1:pass@2": True}
+
+
+def test_a_preset_in_the_config_file_sets_the_model_and_its_budget(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\npreset = "goedel-prover-v2-8b"\nmax_new_tokens = 4096\n')
+    s = load_settings(cfg)
+    assert s.preset == "goedel-prover-v2-8b" and s.model.model == "Goedel-LM/Goedel-Prover-V2-8B"
+    assert s.model.sampling.max_new_tokens == 4096 and s.model.sampling.temperature == 1.0 and not s.auto_temperature
+    flagged = s.with_flags(model={"preset": "kimina-prover-distill-8b", "max_new_tokens": 100})
+    assert flagged.model.model == "AI-MO/Kimina-Prover-Distill-8B" and flagged.model.sampling.max_new_tokens == 100
+    cfg.write_text('[model]\npreset = "gpt-17"\n')
+    with pytest.raises(ConfigError, match=r"\[model\] preset: unknown preset 'gpt-17'.*goedel-prover-v2-8b"):
+        load_settings(cfg)
+
+
+def test_the_models_command_lists_every_preset():
+    from typer.testing import CliRunner
+
+    from solve_in_lean.cli import _register, app
+
+    _register()
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {p["name"] for p in json.loads(result.stdout)} == {p.name for p in list_presets()}
+    bad = CliRunner().invoke(app, ["eval", "--task", "prove", "--data", str(ROOT / "examples/data/tiny_eval.jsonl"),
+                                   "--out", "/tmp/never", "--preset", "nope"])
+    assert bad.exit_code == 2 and "unknown preset 'nope'" in bad.output
