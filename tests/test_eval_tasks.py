@@ -44,7 +44,8 @@ def test_lean_solve_scores_the_verified_answer_against_the_reference(kernel):
     rec = run_lean_solve(ITEMS["cats"], ctx(by_task({"lean_solve": fill, "cot": "The answer is 2.",
                                                      "backtranslate": "One cat and one more."}), kernel))
     assert rec["status"] == "verified" and rec["prediction"] == "N.two"
-    assert rec["scores"] == {"verified_accuracy": True, "verified_rate": True, "accuracy": True}
+    assert rec["scores"] == {"verified_accuracy": True, "computed_accuracy": True, "informal_accuracy": False,
+                             "verified_rate": True, "accuracy": True}  # the cot said 2, the reference is N.two
     assert "formalize" not in rec["pipeline"]["stages"]  # the item brought its statement
 
 

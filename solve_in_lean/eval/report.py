@@ -121,7 +121,7 @@ def plot_pass_at_k(runs: list[Run], metrics: list[dict[str, Any]], path: Path) -
     fig = _figure(5, 3.5)
     ax = fig.subplots()
     for label, m in curves:
-        ks = sorted(int(n.split("@")[1]) for n in m["metrics"])
+        ks = sorted(int(n.split("@")[1]) for n in m["metrics"] if n.startswith("pass@"))  # not the per-round ones
         ax.plot(ks, [m["metrics"][f"pass@{k}"]["value"] or 0.0 for k in ks], marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")

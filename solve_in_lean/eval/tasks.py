@@ -9,6 +9,7 @@ defines each one.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ from autoformalize.faithfulness import parse_verdict, quantities
 from autoformalize.formalize import formalize
 from autoformalize.metrics import dataset_metrics
 from autoformalize.problem import FormalProblem
-from solve_in_lean.answers import equivalent, extract_answer
+from solve_in_lean.answers import equivalent, extract_answer, parse_lean_value
 from solve_in_lean.eval.code_task import METRICS as CODE_METRICS, run_code
 from solve_in_lean.eval.metrics import estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
@@ -108,9 +109,29 @@ def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     rec = run_problem(problem, ctx.generator, _checker(ctx), params=ctx.params, cfg=cfg)
     ref = item.get("answer")
     correct = equivalent(rec["answer"], ref) if ref is not None else None
-    return {"pipeline": rec, "prediction": rec["answer"], "reference": ref, "status": rec["status"],
+    tiers = answer_tiers(rec)
+
+    def right(answer: str | None) -> bool | None:
+        return None if ref is None else answer is not None and bool(equivalent(answer, ref))
+    return {"pipeline": rec, "prediction": rec["answer"], "reference": ref, "status": rec["status"], "tiers": tiers,
             "scores": {"verified_accuracy": None if ref is None else bool(rec["verified"] and correct),
+                       "computed_accuracy": right(tiers["computed"]), "informal_accuracy": right(tiers["informal"]),
                        "verified_rate": bool(rec["verified"]), "accuracy": correct}}
+
+
+def answer_tiers(pipeline_record: dict[str, Any]) -> dict[str, str | None]:
+    """The answer at each tier of trust: *verified* (Lean computed it and the kernel accepted the proof),
+    *computed* (the majority of the values Lean evaluated for the answer definition, proof accepted or
+    not: InternLM-Math's "Solve this via Lean" figure) and *informal* (the chain-of-thought vote)."""
+    stage = pipeline_record.get("stages", {}).get("solve", {})
+    votes: Counter[str] = Counter()
+    for attempt in stage.get("attempts", []):
+        raw = attempt.get("answer_raw")
+        if raw:  # Lean printed the answer: `#eval`, or its body (`#print`) where Lean cannot evaluate
+            votes[attempt.get("answer") or parse_lean_value(raw) or " ".join(raw.split())] += 1
+    return {"verified": pipeline_record.get("answer") if pipeline_record.get("verified") else None,
+            "computed": votes.most_common(1)[0][0] if votes else None,
+            "informal": stage.get("cot_answer")}
 
 
 def run_formalize(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -196,7 +217,8 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
     if task == "prove":
         rounds = range(options.solve.rounds + 1) if options.solve.rounds else ()
         return [f"pass@{k}" for k in options.ks] + [f"round{r}:pass@{k}" for r in rounds for k in options.ks]
-    return {"cot": ["accuracy"], "code": CODE_METRICS, "lean-solve": ["verified_accuracy", "verified_rate", "accuracy"],
+    return {"cot": ["accuracy"], "code": CODE_METRICS,
+            "lean-solve": ["verified_accuracy", "computed_accuracy", "informal_accuracy", "verified_rate", "accuracy"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
 
