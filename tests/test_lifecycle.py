@@ -8,6 +8,7 @@ started inherit it, so "nothing marked is left" means nothing outlived lean-solv
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -510,3 +511,35 @@ def test_unwritable_cache_falls_back_with_a_warning(tmp_path, kernel):
     lines = out.stdout.splitlines()
     assert lines[0] == "0 ran ok", out.stderr
     assert "launcher could not be built" in lines[1] and "kernel driver could not be saved" in lines[1]
+
+
+def test_solve_batch_sigterm_exits_143_and_resumes_cleanly(kernel, tiny_model_dir, tmp_path, marked):
+    """`lean-solve solve -i` (the typer path, a model and the kernel) under SIGTERM: exit 143,
+    nothing of it left running, every record written is whole, and a resume finishes the batch
+    without redoing or duplicating anything."""
+    mark, env = marked
+    header = tmp_path / "header.lean"
+    header.write_text(MINI_PRELUDE)
+    question = "Sam has two apples and gets two more. How many apples does Sam have?"
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"p{i}", "question": question}) + "\n" for i in range(6)))
+    out = tmp_path / "results.jsonl"
+    argv = [sys.executable, "-m", "solve_in_lean", "solve", "--input", str(problems), "--output", str(out),
+            "-b", "kernel", "--header", str(header), "--model", str(tiny_model_dir), "--model-backend",
+            "transformers", "-n", "1", "--formalize-samples", "1", "--cot-samples", "1", "--rounds", "0",
+            "--max-new-tokens", "8"]
+    env = {**env, "HF_HUB_OFFLINE": "1", "LEAN_SOLVE_PROGRESS": "0"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+    assert _wait_for(lambda: out.exists() and out.read_text().count("\n") >= 2, 240), "no records"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err.decode()[-1500:]
+    assert b"Traceback" not in err
+    _assert_all_gone(mark)
+    first = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 2 <= len(first) < 6 and not any("error" in r for r in first)
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode in (0, 1), again.stderr[-1500:]
+    final = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in final) == [f"p{i}" for i in range(6)]
+    assert final[: len(first)] == first
