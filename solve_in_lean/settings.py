@@ -5,7 +5,7 @@ A config file is looked up in order: `--config FILE`, `$LEAN_SOLVE_CONFIG`, `./l
 `[solve]` tables through the same functions. Every key is optional; docs/config.md lists them:
 
     [lean]
-    backend = "auto"          # auto | repl | lake | kernel
+    backend = "auto"          # auto | repl | lake | kernel | ray (ray: the [ray] cluster, inner backend auto)
     mathlib = "auto"          # auto (use Mathlib when installed) | true | false
     timeout_s = 60            # every Lean check: statements and solutions alike
     memory_mb = 8192          # default: the backend's (more with Mathlib)
@@ -22,6 +22,11 @@ A config file is looked up in order: `--config FILE`, `$LEAN_SOLVE_CONFIG`, `./l
     cache = "gen.sqlite"      # or false; default: off, except `eval` (settings.default_cache_path)
     temperature = 0.0         # the sampling keys: n, temperature, top_p, max_new_tokens, stop, seed
     [model.options]           # passed to the backend
+
+    [ray]                     # check Lean on a Ray cluster (docs/scaling.md); off unless address is set
+    address = "local"         # local (a private one-machine cluster) | auto (`ray start` here) | HOST:PORT
+    actors = 8                # Lean actors (default: as many as the cluster's CPUs and memory fit)
+    actor_memory_mb = 8704    # memory Ray reserves per actor (default: Lean's cap + 512)
 
     [solve]                   # solve_in_lean.options.SolveOptions (timeout_s is [lean]'s)
     samples = 8
@@ -52,7 +57,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-LEAN_BACKENDS = ("auto", "repl", "lake", "kernel")
+LEAN_BACKENDS = ("auto", "repl", "lake", "kernel", "ray")
 
 
 class ConfigError(InputError):
@@ -82,8 +87,19 @@ class LeanSettings:
 
 
 @dataclass(frozen=True)
+class RaySettings:
+    """Where Lean checks run when they run on Ray: the backend named in [lean] runs inside each actor."""
+
+    address: str | None = None
+    """None: no Ray; "local": a private one-machine cluster; "auto" or "HOST:PORT": join that cluster."""
+    actors: int | None = None
+    actor_memory_mb: int | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     lean: LeanSettings = field(default_factory=LeanSettings)
+    ray: RaySettings = field(default_factory=RaySettings)
     model: ModelConfig = field(default_factory=ModelConfig)
     solve: SolveOptions = field(default_factory=SolveOptions)
     auto_temperature: bool = True
@@ -96,14 +112,18 @@ class Settings:
     """The model preset chosen (solve_in_lean/presets), if any."""
 
     def with_flags(self, *, lean: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
-                   solve: dict[str, Any] | None = None, flags: dict[str, str] | None = None) -> "Settings":
+                   solve: dict[str, Any] | None = None, ray: dict[str, Any] | None = None,
+                   flags: dict[str, str] | None = None) -> "Settings":
         """These settings with CLI flags applied; None values are flags not given. `flags` maps a key
         to its flag's spelling so that an error names what the user typed."""
         names = flags or {}
         lean = {k: v for k, v in (lean or {}).items() if v is not None}
         model = {k: v for k, v in (model or {}).items() if v is not None}
         solve = {k: v for k, v in (solve or {}).items() if v is not None}
+        ray = {k: v for k, v in (ray or {}).items() if v is not None}
         new = self
+        if ray:
+            new = dataclasses.replace(new, ray=_ray(ray, dataclasses.asdict(self.ray), names))
         if lean:
             new = dataclasses.replace(new, lean=_lean(lean, dataclasses.asdict(self.lean), names, Path.cwd()))
         if "cache" in model:
@@ -208,6 +228,23 @@ def _lean_value(key: str, value: Any, label: str, root: Path) -> Any:
     raise ConfigError(f"{label}: unknown key; known keys of [lean]: {', '.join(known)} and timeout_s")
 
 
+def _ray(table: dict[str, Any], base: dict[str, Any], names: dict[str, str], where: str = "") -> RaySettings:
+    data = dict(base)
+    for key, value in table.items():
+        label = names.get(key) or f"{where}[ray] {key}"
+        if key == "address":
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                raise ConfigError(f"{label} must be local, auto or HOST:PORT, not {value!r}")
+        elif key in ("actors", "actor_memory_mb"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{label} must be a whole number of at least 1, not {value!r}")
+        else:
+            known = ", ".join(f.name for f in dataclasses.fields(RaySettings))
+            raise ConfigError(f"{label}: unknown key; known keys of [ray]: {known}")
+        data[key] = value
+    return RaySettings(**data)
+
+
 def _cache(value: Any, label: str, root: Path) -> Path | bool:
     if value is False:
         return False
@@ -243,6 +280,7 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
     lean_table, model_table, solve_table = table("lean"), table("model"), table("solve")
     timeout = lean_table.pop("timeout_s", None)
     lean = _lean(lean_table, dataclasses.asdict(LeanSettings()), {}, root, where)
+    ray = _ray(table("ray"), dataclasses.asdict(RaySettings()), {}, where)
     cache = _cache(model_table.pop("cache"), f"{where}[model] cache", root) if "cache" in model_table else None
     preset = _preset(model_table.pop("preset"), f"{where}[model] preset") if "preset" in model_table else None
     if preset is not None:  # the table's own keys override the preset's
@@ -262,7 +300,7 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
     except InputError as e:
         section = "[lean]" if "timeout_s" in str(e).split(" ")[0] else "[solve]"
         raise ConfigError(f"{where}{section} {e}") from None
-    return Settings(lean=lean, model=model, solve=solve, auto_temperature="temperature" not in model_table,
+    return Settings(lean=lean, ray=ray, model=model, solve=solve, auto_temperature="temperature" not in model_table,
                     cache=cache, path=path, preset=preset.name if preset is not None else None)
 
 
@@ -286,8 +324,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         return Settings()
     found = found.resolve()  # relative file names in it stay right whatever the working directory
     data = read_toml(found)
-    if unknown := sorted(set(data) - {"lean", "model", "solve"}):
-        raise ConfigError(f"{found}: unknown section(s) {unknown}; expected [lean], [model] and [solve]")
+    if unknown := sorted(set(data) - {"lean", "model", "solve", "ray"}):
+        raise ConfigError(f"{found}: unknown section(s) {unknown}; expected [lean], [model], [solve] and [ray]")
     return settings_from_tables(data, path=found, root=found.parent)
 
 
@@ -306,14 +344,20 @@ def make_checker(settings: Settings) -> Any:
     from solve_in_lean.lean import BACKENDS, get_checker
     from solve_in_lean.errors import UnavailableError
 
-    lean = settings.lean
-    name = resolve_backend(lean.backend)
+    lean, ray = settings.lean, settings.ray
+    on_ray = lean.backend == "ray" or ray.address is not None
+    # On Ray, `auto` is resolved by each actor on its own node, not here.
+    name = "ray" if on_ray else resolve_backend(lean.backend)
     if name not in BACKENDS:
         raise ConfigError(f"unknown Lean backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
     options: dict[str, Any] = dict(timeout_s=settings.solve.timeout_s, workers=lean.workers)
     if lean.memory_mb is not None:
         options["memory_mb"] = lean.memory_mb
-    if name != "kernel":
+    if on_ray:
+        options.update(inner="auto" if lean.backend == "ray" else lean.backend,
+                       address=None if ray.address in (None, "local") else ray.address,
+                       actors=ray.actors, actor_memory_mb=ray.actor_memory_mb)
+    if name != "kernel":  # the kernel dialect has no Mathlib (an actor's kernel checker drops it too)
         options["mathlib"] = lean.mathlib
     try:
         return get_checker(name, **options)

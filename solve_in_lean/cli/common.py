@@ -50,13 +50,16 @@ JudgeOpt = Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="Th
                                                                              "against the English (default on).")]
 MaxCharsOpt = Annotated[Optional[int], typer.Option("--max-problem-chars",
                                                     help="Longest problem accepted (default 20000).")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Check Lean on a Ray cluster: local (a private one-machine cluster), auto "
+                                     "(the `ray start` cluster here) or HOST:PORT (docs/scaling.md).")]
 RetryErrorsOpt = Annotated[bool, typer.Option("--retry-errors", help="Batch: rerun items whose run raised.")]
 
 FLAGS = {"backend": "--backend", "timeout_s": "--timeout", "mathlib": "--mathlib", "header": "--header",
          "model": "--model", "backend_model": "--model-backend", "temperature": "--temperature",
          "max_new_tokens": "--max-new-tokens", "cache": "--cache", "samples": "--samples", "rounds": "--rounds",
          "formalize_samples": "--formalize-samples", "cot_samples": "--cot-samples", "judge": "--judge",
-         "max_problem_chars": "--max-problem-chars", "preset": "--preset"}
+         "max_problem_chars": "--max-problem-chars", "preset": "--preset", "address": "--ray"}
 
 
 def print_json(obj: Any) -> None:
@@ -67,7 +70,8 @@ def settings_from(config: str | None, *, backend: str | None = None, timeout: fl
                   mathlib: bool | None = None, header: str | None = None, model: str | None = None,
                   model_backend: str | None = None, model_option: list[str] | None = None,
                   temperature: float | None = None, max_new_tokens: int | None = None, cache: str | None = None,
-                  seed: int | None = None, preset: str | None = None, **solve: Any) -> Any:
+                  seed: int | None = None, preset: str | None = None, ray: str | None = None,
+                  **solve: Any) -> Any:
     """The config file's settings with the command's flags applied, all validated."""
     from solve_in_lean.models import parse_options
     from solve_in_lean.settings import load_settings
@@ -84,7 +88,7 @@ def settings_from(config: str | None, *, backend: str | None = None, timeout: fl
         model={"preset": preset, "backend": model_backend, "model": model, "options": options,
                "temperature": temperature,
                "max_new_tokens": max_new_tokens, "seed": seed, "cache": cache_value},
-        solve=solve, flags=FLAGS)
+        solve=solve, ray={"address": ray}, flags=FLAGS)
 
 
 def fail(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:

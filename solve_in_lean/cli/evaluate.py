@@ -9,7 +9,7 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxCharsOpt, MaxNewTokensOpt,
-                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RayOpt, RetryErrorsOpt, RoundsOpt,
                                       SamplesOpt, TemperatureOpt, TimeoutOpt, check_header, check_writable_dir,
                                       make_generator, model_errors, PresetOpt, print_json, read_header,
                                       settings_from, writes_fail_cleanly)
@@ -46,6 +46,7 @@ def eval_command(
     temperature: TemperatureOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
     cache: CacheOpt = None,
+    ray: RayOpt = None,
     workers: int = typer.Option(1, "--workers", help="Items in flight at once, their model calls batched "
                                                      "together (for vLLM/http on a GPU)."),
     retry_errors: RetryErrorsOpt = False,
@@ -70,7 +71,7 @@ def eval_command(
     from solve_in_lean.presets import get_preset
     from solve_in_lean.settings import make_checker
 
-    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
+    settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, seed=seed, samples=samples, rounds=rounds,
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,

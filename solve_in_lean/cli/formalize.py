@@ -10,7 +10,7 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, CacheOpt, ConfigOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxCharsOpt, MaxNewTokensOpt,
-                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RayOpt, RetryErrorsOpt, RoundsOpt,
                                       TemperatureOpt, TimeoutOpt, batch_io, check_header,
                                       make_generator, model_errors, print_json, read_header, settings_from)
 from solve_in_lean.errors import InputError
@@ -60,6 +60,7 @@ def formalize(
     temperature: TemperatureOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
     cache: CacheOpt = None,
+    ray: RayOpt = None,
     retry_errors: RetryErrorsOpt = False,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
     config: ConfigOpt = None,
@@ -75,7 +76,7 @@ def formalize(
         raise InputError(f"--kind must be compute or prove, not {kind!r}")
     from solve_in_lean.settings import make_checker
 
-    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
+    settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, formalize_samples=formalize_samples,
                              rounds=rounds, judge=judge, max_problem_chars=max_problem_chars)

@@ -10,7 +10,7 @@ from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, CacheOpt, ConfigOpt, CotSamplesOpt,
                                       FormalizeSamplesOpt, HeaderOpt, JudgeOpt, LeanBackendOpt, MathlibOpt,
                                       MaxCharsOpt, MaxNewTokensOpt, ModelBackendOpt, ModelOpt, ModelOptionOpt,
-                                      RetryErrorsOpt, RoundsOpt, SamplesOpt, TemperatureOpt, TimeoutOpt, batch_io,
+                                      RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt, TemperatureOpt, TimeoutOpt, batch_io,
                                       check_header, make_generator, model_errors, print_json,
                                       read_header, settings_from)
 
@@ -36,6 +36,7 @@ def solve(
     temperature: TemperatureOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
     cache: CacheOpt = None,
+    ray: RayOpt = None,
     retry_errors: RetryErrorsOpt = False,
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     config: ConfigOpt = None,
@@ -50,7 +51,7 @@ def solve(
 
     from solve_in_lean.settings import make_checker
 
-    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
+    settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, samples=samples, rounds=rounds,
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,
