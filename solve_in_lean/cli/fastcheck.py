@@ -120,6 +120,7 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
     a file that cannot be read gets an invalid-input verdict saying why."""
     from solve_in_lean.lean.base import CheckResult
     from solve_in_lean.parallel import default_workers, ordered_map
+    from solve_in_lean.progress import progress_enabled
     from solve_in_lean.verify import Target, Verdict, verify
 
     target = Target(theorem, statement) if theorem is not None and statement is not None else None
@@ -134,8 +135,6 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
         except OSError as e:  # the machine, not the file: no file descriptors, processes or memory left
             why = f"Lean could not be run: {e.strerror or e}"
             return Verdict(False, [why], CheckResult(status="crashed", detail=why, backend=checker.name))
-
-    from solve_in_lean.progress import progress_enabled
 
     return ordered_map(one, paths, checker.workers or default_workers(), description="checking",
                        progress=len(paths) > 1 and progress_enabled())  # a bar on a terminal's stderr only
@@ -246,5 +245,4 @@ def report(name: str, verdict: Any, *, header_name: str | None = None, color: bo
 def _write_json(obj: dict) -> None:
     import json
 
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
-                     .decode("utf-8") + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")  # main() made stdout escape, not fail
