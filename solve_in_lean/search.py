@@ -41,6 +41,10 @@ class SearchResult:
     (the REPL restarted and took every proof state with it; `detail` says why)."""
     tried: int = 0
     detail: str = ""
+    states: int = 0
+    """Distinct proof states reached (the tree's size), the start included."""
+    depth: int = 0
+    """Tactics on the longest path expanded (or of the proof found)."""
 
 
 @dataclass(order=True)
@@ -63,31 +67,36 @@ def best_first(start: S, goals: tuple[str, ...], *,
     counter = itertools.count()
     queue: list[_Node[S]] = [_Node(0.0, next(counter), start, goals, (), 0.0)]
     seen = {key(goals)}
-    expansions = tried = 0
+    expansions = tried = depth = 0
+
+    def stop(how: str, tactics: list[str] | None = None, detail: str = "") -> SearchResult:
+        return SearchResult(tactics, expansions, time.monotonic() - t0, how, tried, detail, len(seen),
+                            len(tactics) if tactics is not None else depth)
     while queue:
         if expansions >= max_expansions:
-            return SearchResult(None, expansions, time.monotonic() - t0, "expansions", tried)
+            return stop("expansions")
         if time.monotonic() - t0 >= max_seconds:
-            return SearchResult(None, expansions, time.monotonic() - t0, "seconds", tried)
+            return stop("seconds")
         node = heapq.heappop(queue)
         expansions += 1
+        depth = max(depth, len(node.tactics))
         for tactic, logprob in propose(node.goals, node.tactics):
             tried += 1
             step = apply(node.state, tactic)
             if step.lost:
-                return SearchResult(None, expansions, time.monotonic() - t0, "restarted", tried, step.error)
+                return stop("restarted", detail=step.error)
             if step.error or step.state is None and not step.done:
                 continue
             tactics = node.tactics + (tactic,)
             if step.done:
-                return SearchResult(list(tactics), expansions, time.monotonic() - t0, "proof", tried)
+                return stop("proof", list(tactics))
             k = key(step.goals)
             if k in seen:
                 continue
             seen.add(k)
             score = node.score + logprob
             heapq.heappush(queue, _Node(-score, next(counter), step.state, step.goals, tactics, score))
-    return SearchResult(None, expansions, time.monotonic() - t0, "exhausted", tried)
+    return stop("exhausted")
 
 
 class _Session(Protocol):
@@ -95,12 +104,13 @@ class _Session(Protocol):
     def step(self, state: int, tactic: str): ...  # noqa: E704
 
 
-def model_proposer(generator, params, *, n: int = 8):  # type: ignore[no-untyped-def]
+def model_proposer(generator, params, *, n: int = 8, template=None):  # type: ignore[no-untyped-def]
     """`propose` for best_first from a generator: n sampled tactics per goal list, deduplicated,
-    each with its log-probability (0 when the backend gives none)."""
+    each with its log-probability (0 when the backend gives none). `template`: a preset's tactic
+    prompt (default: the project's)."""
     from solve_in_lean.prompts import get_prompt
 
-    template = get_prompt("tactic")
+    template = template or get_prompt("tactic")
     params = replace(params, stop=tuple(dict.fromkeys((*params.stop, *template.stop))))  # the prompt's stop strings
 
     def propose(goals: tuple[str, ...], tactics: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -140,3 +150,37 @@ def prove_stepwise(theorem: str, session: _Session, propose, *, max_expansions: 
         return None, result
     body = "\n".join(f"  {t}" for t in result.tactics)
     return f"{theorem} := by\n{body}\n", result
+
+
+@dataclass
+class Calls:
+    """The search's budget as spent: model calls (one per expansion) and Lean calls (REPL commands)."""
+
+    model: int = 0
+    lean: int = 0
+
+
+class _CountedSession:
+    def __init__(self, session: _Session, calls: Calls) -> None:
+        self._session, self._calls = session, calls
+
+    def start(self, theorem: str):  # type: ignore[no-untyped-def]
+        self._calls.lean += 1
+        return self._session.start(theorem)
+
+    def step(self, state: int, tactic: str):  # type: ignore[no-untyped-def]
+        self._calls.lean += 1
+        return self._session.step(state, tactic)
+
+
+def counted_search(theorem: str, session: _Session, propose, *, max_expansions: int,  # type: ignore[no-untyped-def]
+                   max_seconds: float) -> tuple[str | None, SearchResult, Calls]:
+    """`prove_stepwise`, counting the model and Lean calls it makes (the budget an eval reports)."""
+    calls = Calls()
+
+    def counted_propose(goals: tuple[str, ...], tactics: tuple[str, ...]) -> list[tuple[str, float]]:
+        calls.model += 1
+        return propose(goals, tactics)
+    proof, result = prove_stepwise(theorem, _CountedSession(session, calls), counted_propose,
+                                   max_expansions=max_expansions, max_seconds=max_seconds)
+    return proof, result, calls

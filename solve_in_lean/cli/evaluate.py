@@ -29,6 +29,10 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate N items drawn at random under --seed."),
     seed: int = typer.Option(0, "--seed", help="Seeds the item sample and the model's sampling."),
     k: list[int] = typer.Option([], "-k", help="prove: report pass@k for this k (repeatable; default 1)."),
+    search: Optional[str] = typer.Option(None, "--search", help="prove: best-first search over REPL tactic states "
+                                                                "instead of whole proofs (needs -b repl)."),
+    expansions: int = typer.Option(64, "--expansions", help="--search: states expanded per problem (model calls)."),
+    tactics_per_state: int = typer.Option(8, "--tactics-per-state", help="--search: tactics sampled per state."),
     samples: SamplesOpt = None,
     rounds: RoundsOpt = None,
     formalize_samples: FormalizeSamplesOpt = None,
@@ -68,6 +72,10 @@ def eval_command(
         raise InputError("-k sets the pass@k values of the prove task; use --samples for samples per problem")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if search is not None and task != "prove":
+        raise InputError("--search is a way to prove: use it with --task prove")
+    if search is not None and rounds:
+        raise InputError("--rounds repairs whole proofs; a search has no repair rounds")
     from solve_in_lean.presets import get_preset
     from solve_in_lean.settings import make_checker
 
@@ -78,15 +86,19 @@ def eval_command(
                              max_problem_chars=max_problem_chars, preset=preset)
     chosen = get_preset(settings.preset) if settings.preset else None
     if task == "prove" and rounds is None:  # repairs only when asked: pass@k of independent samples by default
-        settings = settings.with_flags(solve={"rounds": chosen.rounds if chosen else 0})
+        settings = settings.with_flags(solve={"rounds": chosen.rounds if chosen and search is None else 0})
     if task == "cot" and settings.solve.cot_samples < 1:
         raise InputError("the cot task needs --cot-samples of at least 1")
-    options = TaskOptions(settings.solve, tuple(k) or (1,))
+    options = TaskOptions(settings.solve, tuple(k) or (1,), search, expansions, tactics_per_state)
     selection = select_items(task, data, fmt=data_format, split=split, limit=limit, seed=seed)
     check_writable_dir(out, "the run directory")
     writes_fail_cleanly()
     header_text = read_header(settings) if task in NEEDS_LEAN else ""
     checker = make_checker(settings) if task in NEEDS_LEAN else None
+    if search is not None and not hasattr(checker, "tactic_session"):
+        checker.close()
+        raise InputError(f"--search needs Lean's tactic states, which the {checker.name} backend does not give; "
+                         "use -b repl (installed by `lean-solve setup`)")
     try:
         for h in lean_headers(selection, header_text):
             check_header(checker, h, settings.solve.timeout_s)

@@ -9,6 +9,7 @@ defines each one.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,15 +23,16 @@ from solve_in_lean.answers import equivalent, extract_answer, parse_lean_value
 from solve_in_lean.eval.code_task import METRICS as CODE_METRICS, run_code
 from solve_in_lean.eval.metrics import estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
-from solve_in_lean.errors import InputError
+from solve_in_lean.errors import InputError, UnavailableError
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.pipeline import PipelineConfig, run_problem
 from solve_in_lean.prompts import get_prompt
-from solve_in_lean.solve import chain_of_thought
+from solve_in_lean.solve import chain_of_thought, target_of
 from solve_in_lean.verify import Policy
 
 TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
+SEARCHES = ("best-first",)
 NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
 
 
@@ -46,23 +48,43 @@ class TaskOptions:
 
     solve: SolveOptions = field(default_factory=SolveOptions)
     ks: tuple[int, ...] = (1,)
+    search: str | None = None
+    """prove by "best-first" search over REPL tactic states (search.py) instead of whole proofs."""
+    expansions: int = 64
+    """Search budget: states expanded per problem (one model call each)."""
+    tactics_per_state: int = 8
+    """Tactics sampled per expanded state (each tried by Lean: one REPL call)."""
+    search_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
             raise InputError(f"every k of pass@k must be a whole number of at least 1, not {list(self.ks)}")
-        if self.ks and max(self.ks) > self.solve.samples:
+        if self.search is not None:
+            if self.search not in SEARCHES:
+                raise InputError(f"unknown search {self.search!r}; choose one of: {', '.join(SEARCHES)}")
+            if self.ks != (1,):
+                raise InputError("a search is one attempt per problem: it reports pass@1 only; drop -k")
+            for name in ("expansions", "tactics_per_state"):
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise InputError(f"{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}")
+        elif self.ks and max(self.ks) > self.solve.samples:
             raise InputError(f"pass@{max(self.ks)} needs at least {max(self.ks)} samples per problem, "
                              f"got {self.solve.samples}; raise --samples")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.solve.to_dict(), "ks": list(self.ks)}
+        search = {} if self.search is None else {"search": self.search, "expansions": self.expansions,
+                                                 "tactics_per_state": self.tactics_per_state,
+                                                 "search_seconds": self.search_seconds}
+        return {**self.solve.to_dict(), "ks": list(self.ks), **search}  # no search keys: older runs still resume
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskOptions":
         d = dict(d)
         ks = tuple(d.pop("ks", (1,)))
-        return cls(SolveOptions.from_dict(d), ks)
+        search = {k: d.pop(k) for k in ("search", "expansions", "tactics_per_state", "search_seconds") if k in d}
+        return cls(SolveOptions.from_dict(d), ks, **search)
 
 
 @dataclass
@@ -186,6 +208,8 @@ def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     sample and its repairs counting as one. The headline pass@k is the last round's."""
     from solve_in_lean.presets.proving import prove
 
+    if ctx.options.search is not None:
+        return run_search(item, ctx)
     problem = formal_problem(item, ctx.header)
     result = prove(problem, ctx.generator, _checker(ctx), params=ctx.params, options=ctx.options.solve,
                    policy=ctx.policy, preset=ctx.preset)
@@ -199,6 +223,44 @@ def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                 scores[f"round{r}:pass@{k}"] = value
     return {"solve": result.to_dict(), "samples": n, "correct": result.correct_by_round[-1],
             "correct_by_round": result.correct_by_round, "proof": result.proof, "scores": scores}
+
+
+def run_search(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Best-first search over REPL tactic states (InternLM-Math's miniF2F protocol); the proof found is
+    then verified whole like any other. The record keeps the tree's size, the depth, the time and the
+    budget spent in model and Lean calls."""
+    from solve_in_lean.search import counted_search, model_proposer
+    from solve_in_lean.verify import verify
+
+    o, checker = ctx.options, _checker(ctx)
+    problem = formal_problem(item, ctx.header)
+    theorem = _STATEMENT_END.sub("", problem.statement.strip())
+    template = ctx.preset.prompts.get("tactic") if ctx.preset is not None else None
+    propose = model_proposer(ctx.generator, ctx.params, n=o.tactics_per_state, template=template)
+    with tactic_session(checker, problem.header, o.solve.timeout_s) as session:
+        proof, result, calls = counted_search(theorem, session, propose, max_expansions=o.expansions,
+                                              max_seconds=o.search_seconds)
+    verdict = None
+    if proof is not None:
+        verdict = verify(proof, checker, header=problem.header or None, target=target_of(problem), policy=ctx.policy,
+                         timeout_s=o.solve.timeout_s)
+        calls.lean += 1
+    verified = bool(verdict and verdict.verified)
+    return {"search": {**dataclasses.asdict(result), "model_calls": calls.model, "lean_calls": calls.lean},
+            "proof": proof if verified else None, "found": proof, "verified": verified,
+            "reasons": verdict.reasons if verdict else [], "scores": {"pass@1": verified}}
+
+
+_STATEMENT_END = re.compile(r"\s*:=\s*(?:by\s*)?(?:sorry\s*)?$")
+
+
+def tactic_session(checker: LeanChecker, header: str, timeout_s: float) -> Any:
+    """A REPL tactic session under `header`; a backend without proof states cannot search (it stops the run)."""
+    open_session = getattr(checker, "tactic_session", None)
+    if open_session is None:
+        raise UnavailableError(f"best-first search needs Lean's tactic states, which the {checker.name} backend "
+                               "does not give; use the repl backend (`-b repl`, installed by `lean-solve setup`)")
+    return open_session(header=header or None, timeout_s=timeout_s)
 
 
 def _checker(ctx: TaskContext) -> LeanChecker:
