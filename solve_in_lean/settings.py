@@ -28,6 +28,9 @@ A config file is looked up in order: `--config FILE`, `$LEAN_SOLVE_CONFIG`, `./l
     actors = 8                # Lean actors (default: as many as the cluster's CPUs and memory fit)
     actor_memory_mb = 8704    # memory Ray reserves per actor (default: Lean's cap + 512)
 
+    [reproduce]               # examples/reproduce/*.toml: the published figure, hardware, command
+                              # (read by people and tests; commands ignore it)
+
     [solve]                   # solve_in_lean.options.SolveOptions (timeout_s is [lean]'s)
     samples = 8
     rounds = 1
@@ -324,7 +327,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         return Settings()
     found = found.resolve()  # relative file names in it stay right whatever the working directory
     data = read_toml(found)
-    if unknown := sorted(set(data) - {"lean", "model", "solve", "ray"}):
+    if unknown := sorted(set(data) - {"lean", "model", "solve", "ray", "reproduce"}):  # [reproduce]: a recipe's notes
         raise ConfigError(f"{found}: unknown section(s) {unknown}; expected [lean], [model], [solve] and [ray]")
     return settings_from_tables(data, path=found, root=found.parent)
 

@@ -179,3 +179,34 @@ def test_the_models_command_lists_every_preset():
     bad = CliRunner().invoke(app, ["eval", "--task", "prove", "--data", str(ROOT / "examples/data/tiny_eval.jsonl"),
                                    "--out", "/tmp/never", "--preset", "nope"])
     assert bad.exit_code == 2 and "unknown preset 'nope'" in bad.output
+
+
+RECIPES = sorted((ROOT / "examples/reproduce").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_each_reproduction_recipe_loads_names_a_preset_and_a_runnable_command(path):
+    import shlex
+    import tomllib
+
+    from solve_in_lean.cli import _register, app
+    from typer.main import get_command
+
+    settings = load_settings(path)
+    assert settings.preset in {p.name for p in list_presets()}
+    assert settings.model.model == get_preset(settings.preset).model
+    notes = tomllib.loads(path.read_text())["reproduce"]
+    assert all(notes.get(key, "").strip() for key in ("figure", "published", "source", "hardware", "command"))
+    argv = shlex.split(notes["command"])
+    assert argv[:2] == ["lean-solve", "eval"] and argv[argv.index("--config") + 1] == f"examples/reproduce/{path.name}"
+    _register()
+    eval_cmd = get_command(app).commands["eval"]
+    known = {opt for param in eval_cmd.params for opt in param.opts}
+    assert {a for a in argv[2:] if a.startswith("-")} <= known
+    ctx = eval_cmd.make_context("eval", argv[2:])  # the flags parse as the command declares them
+    assert ctx.params["task"] in ("prove", "lean-solve") and ctx.params["out"].startswith("runs/")
+
+
+def test_the_four_published_figures_have_recipes():
+    assert {p.stem for p in RECIPES} >= {"internlm2_math_plus_7b_minif2f", "goedel_prover_v2_8b_minif2f_pass32",
+                                         "deepseek_prover_v2_7b_minif2f_pass32", "internlm2_math_plus_7b_gsm8k_via_lean"}
