@@ -213,7 +213,7 @@ def _guard_fd() -> int:
             # its pipe stays open: a child forked from a `child_preexec` made before may still
             # write to that number, which must never come to mean another file
             _old_guards.append(_guard)
-        _guard = subprocess.Popen([sys.executable, "-I", "-c", _GUARD_CODE], stdin=subprocess.PIPE,
+        _guard = subprocess.Popen([sys.executable, "-I", "-S", "-c", _GUARD_CODE], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
                                   start_new_session=True, bufsize=0)
         assert _guard.stdin is not None
