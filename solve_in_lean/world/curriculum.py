@@ -122,7 +122,16 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
         "Last week {name} sold {a} {obj}. This week {name} sold {b} more than last week. How many {obj} did {name} sell this week?",
     ), lambda a, b: ("add", num(a), num(b)), lambda a, b: [f"{a} + {b} = {a + b}"],
         "{b} more than {a} is {steps}.", lambda a, b: f"{a} plus {b}"),
-    Template("two-step", ((2, 3), (2, 4), (2, 5)), (
+    Template("add-three", ((1, 9), (1, 9), (1, 9)), (
+        "{name} has {a} {obj}, gets {b} more on Monday and {c} more on Tuesday. How many {obj} does {name} have?",
+        "There are {a} red {obj}, {b} blue {obj} and {c} green {obj}. How many {obj} are there?",
+        "{name} picks {a} {obj}, {other} picks {b} {obj} and their friend picks {c} {obj}. How many {obj} do they pick?",
+        "A shelf holds {a} {obj}. {name} adds {b} {obj} and {other} adds {c} {obj}. How many {obj} are on the shelf?",
+        "{name} saw {a} {obj} in the morning, {b} at noon and {c} in the evening. How many {obj} did {name} see?",
+    ), lambda a, b, c: ("add", ("add", num(a), num(b)), num(c)),
+        lambda a, b, c: [f"{a} + {b} = {a + b}", f"{a + b} + {c} = {a + b + c}"],
+        "First {a} and {b}, then {c} more: {steps}.", lambda a, b, c: f"{a} plus {b} plus {c}"),
+    Template("two-step", ((2, 4), (2, 5), (1, 9)), (
         "{name} has {a} bags with {b} {obj} in each bag and {c} more {obj} in a pocket. How many {obj} does {name} have?",
         "There are {a} plates with {b} {obj} on each plate, and {c} {obj} on the table. How many {obj} are there in all?",
         "{name} buys {a} packs of {b} {obj} and then finds {c} {obj}. How many {obj} does {name} have?",

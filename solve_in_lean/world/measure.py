@@ -22,7 +22,11 @@ MAX_NEW_TOKENS = 192
 """Enough for the longest solution of the curriculum (two-step, answer 20) in the world tokenizer."""
 
 
-def model_config(model: str | Path, *, batch_size: int = 8) -> dict[str, Any]:
+WORKERS = 8
+"""Items in flight at once: their generations go to the model as one batch."""
+
+
+def model_config(model: str | Path, *, batch_size: int = WORKERS) -> dict[str, Any]:
     """ModelConfig fields that run a small-world model (greedy, transformers on the CPU)."""
     return {"backend": "transformers", "model": str(model), "max_new_tokens": MAX_NEW_TOKENS,
             "options": {"batch_size": batch_size, "device": "cpu"}}
@@ -46,6 +50,7 @@ def measure(model: str | Path, data: str | Path, checker: LeanChecker, out: str 
         for task in tasks:
             selection = select_items(task, Path(data) / EVAL_FILES[task], limit=limit, seed=seed)
             ctx = TaskContext(generator, checker, mcfg.sampling, task_options(task), header)
-            _, _, metrics = evaluate(Path(out) / task, selection, ctx, model=mcfg.to_dict(), progress=False)
+            _, _, metrics = evaluate(Path(out) / task, selection, ctx, model=mcfg.to_dict(), progress=False,
+                                     workers=WORKERS)
             results[task] = metrics
     return results

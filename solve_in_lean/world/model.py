@@ -66,7 +66,7 @@ class Recipe:
     """Share of examples whose prompt carries the template's few-shot turns (evaluation prompts
     always do; training data of the transfer harness never does)."""
     base_steps: int = 200
-    world_steps: int = 600
+    world_steps: int = 800
     batch_size: int = 16
     lr: float = 3e-3
     max_seq_len: int = 384
