@@ -20,7 +20,6 @@ def _register() -> None:
     from solve_in_lean.cli import cache, check, evaluate, formalize, report, setup, solve, transfer, world  # noqa: F401  (register)
     from solve_in_lean.cli import models  # noqa: F401  (register)
     from solve_in_lean.cli import verify_answer  # noqa: F401  (register)
-    from solve_in_lean.cli import verify_answer  # noqa: F401  (register)
     from solve_in_lean.cli import iterate  # noqa: F401  (register)
 
 
