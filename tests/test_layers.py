@@ -14,7 +14,7 @@ RANKS = [
     ("solve_in_lean.lean", "solve_in_lean.models", "solve_in_lean.answers"),
     ("solve_in_lean.verify", "solve_in_lean.options", "solve_in_lean.prompts", "solve_in_lean.problems",
      "solve_in_lean.informal", "solve_in_lean.runlock", "solve_in_lean.batch"),
-    ("solve_in_lean.settings", "solve_in_lean.solve", "solve_in_lean.search"),
+    ("solve_in_lean.settings", "solve_in_lean.solve", "solve_in_lean.search", "solve_in_lean.presets"),
     ("solve_in_lean.pipeline",),
     ("solve_in_lean.eval",),
     ("solve_in_lean.cli",),

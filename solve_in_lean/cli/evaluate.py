@@ -24,7 +24,8 @@ def eval_command(
     data: str = typer.Option(..., "--data", "-d", help="JSONL: GSM8K, MATH, miniF2F, formalize records or "
                                                        "our own format (docs/evaluation.md)."),
     out: str = typer.Option(..., "--out", "-o", help="Run directory; running again resumes it."),
-    data_format: str = typer.Option("auto", "--format", help="auto | gsm8k | math | minif2f | jsonl | formalized"),
+    data_format: str = typer.Option("auto", "--format", help="auto | gsm8k | math | minif2f | jsonl | formalized; "
+                                    "benchmarks: proofnet | putnambench | mathbench | hungarian | math500"),
     split: Optional[str] = typer.Option(None, "--split", help="Only items of this split (miniF2F: test, valid)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate N items drawn at random under --seed."),
     seed: int = typer.Option(0, "--seed", help="Seeds the item sample and the model's sampling."),

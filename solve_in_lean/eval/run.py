@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from solve_in_lean.batch import BatchSummary, run_batch
 from solve_in_lean.errors import InputError
+from solve_in_lean.eval.benchmarks import BENCHMARKS, load_benchmark
 from solve_in_lean.eval.datasets import select, usable
 from solve_in_lean.eval.tasks import NEEDS_LEAN, RUNNERS, TaskContext, TaskOptions, task_metrics
 from solve_in_lean.problems import detect_format, file_sha256, load_items
@@ -212,7 +213,7 @@ class Selection:
 def select_items(task: str, data: str | Path, *, fmt: str = "auto", split: str | None = None,
                  limit: int | None = None, seed: int = 0) -> Selection:
     """Load a data file, keep the items the task can use, and draw `limit` of them under `seed`."""
-    loaded = load_items(data, fmt, split=split)
+    loaded = load_benchmark(data, fmt, split=split) if fmt in BENCHMARKS else load_items(data, fmt, split=split)
     fit = usable(task, loaded, data)
     if fmt == "auto":
         fmt = detect_format(next(read_jsonl(data)))
