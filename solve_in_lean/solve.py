@@ -173,9 +173,10 @@ def _aggregate(result: SolveResult) -> None:
 
 
 def chain_of_thought(problem_text: str, generator: Generator, *, params: SamplingParams,
-                     k: int) -> tuple[str | None, dict[str, int], list[str]]:
-    """Informal answers by chain of thought, majority-voted: (answer, votes, samples)."""
-    prompt = get_prompt("cot").render(problem=problem_text)
+                     k: int, template: Any = None) -> tuple[str | None, dict[str, int], list[str]]:
+    """Informal answers by chain of thought, majority-voted: (answer, votes, samples). `template`:
+    a model preset's CoT query (presets/), else the project's."""
+    prompt = (template or get_prompt("cot")).render(problem=problem_text)
     texts = _generate(generator, "cot", [prompt], params, k)[0]
     votes: Counter[str] = Counter()
     for text in texts:

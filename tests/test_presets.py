@@ -210,3 +210,51 @@ def test_each_reproduction_recipe_loads_names_a_preset_and_a_runnable_command(pa
 def test_the_four_published_figures_have_recipes():
     assert {p.stem for p in RECIPES} >= {"internlm2_math_plus_7b_minif2f", "goedel_prover_v2_8b_minif2f_pass32",
                                          "deepseek_prover_v2_7b_minif2f_pass32", "internlm2_math_plus_7b_gsm8k_via_lean"}
+
+
+def test_internlm_queries_reach_the_cot_formalize_and_backtranslate_tasks(kernel):
+    from solve_in_lean.eval.tasks import run_backtranslate, run_cot, run_formalize
+
+    internlm = get_preset("internlm2-math-plus-7b")
+    gen = ScriptedGenerator(lambda prompt, i: "So the answer is \\boxed{N.two}." if "Ann has" in str(prompt)
+                            and "Convert" not in str(prompt) else "Two cats.")
+    ctx = TaskContext(gen, kernel, SamplingParams(), TaskOptions(SolveOptions(samples=1, rounds=0, cot_samples=1,
+                                                                              formalize_samples=1, judge=False)),
+                      MINI_PRELUDE, preset=internlm)
+    item = ITEMS["cats"]
+    rec = run_cot(item, ctx)
+    assert gen.prompts[-1] == [{"role": "user", "content": item["question"]}]  # the published CoT query: the question
+    assert rec["prediction"] == "N.two" and rec["scores"]["accuracy"] is True
+    run_formalize(item, ctx)
+    assert any(p[-1]["content"] == "Convert this natural langauge statement into a Lean 4 theorem statement:"
+               + item["question"] for p in gen.prompts)
+    run_backtranslate(item, ctx)
+    assert any(p[-1]["content"].startswith("Convert this Lean 4 theorem statement into natural language:abbrev cats")
+               for p in gen.prompts)
+
+
+class StopRecorder(ScriptedGenerator):
+    """A scripted generator that also keeps the stop strings of every request."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.stops = []
+
+    def generate(self, prompts, params):
+        self.stops.append(params.stop)
+        return super().generate(prompts, params)
+
+
+def test_the_stop_strings_of_templates_and_presets_reach_the_sampling_params(kernel):
+    from solve_in_lean.prompts import get_prompt
+    from solve_in_lean.solve import chain_of_thought, solve_formal
+
+    gen = StopRecorder(lambda prompt, i: fence(BAD, "lean"))
+    solve_formal(problem(), gen, kernel, params=SamplingParams(stop=("USER",)), options=SolveOptions(samples=1, rounds=1))
+    assert set(get_prompt("prove").stop) | {"USER"} <= set(gen.stops[0])
+    assert set(get_prompt("lean_repair").stop) | {"USER"} <= set(gen.stops[1])
+    chain_of_thought("q", gen, params=SamplingParams(), k=1)
+    assert set(get_prompt("cot").stop) <= set(gen.stops[-1])
+    prove(problem(), gen, kernel, params=SamplingParams(), options=SolveOptions(samples=1, rounds=0),
+          preset=get_preset("deepseek-prover-v1.5-rl"))
+    assert "```" in gen.stops[-1]

@@ -114,7 +114,7 @@ def formal_problem(item: dict[str, Any], header: str) -> FormalProblem:
 def run_cot(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Chain of thought in English; the majority answer of `cot_samples` samples against the reference."""
     answer, votes, samples = chain_of_thought(item["question"], ctx.generator, params=ctx.params,
-                                              k=ctx.options.solve.cot_samples)
+                                              k=ctx.options.solve.cot_samples, template=_preset_prompt(ctx, "cot"))
     return {"prediction": answer, "reference": item["answer"], "votes": votes, "samples": samples,
             "sample_answers": [extract_answer(s) for s in samples],
             "scores": {"accuracy": equivalent(answer, item["answer"])}}
@@ -163,7 +163,7 @@ def run_formalize(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     reference = formal_problem(item, ctx.header) if item.get("formal") else None
     result = formalize(item["question"], ctx.generator, _checker(ctx), params=ctx.params, k=o.formalize_samples,
                        rounds=o.rounds, kind=reference.kind if reference else None, header=ctx.header,
-                       id=item["id"], judge=o.judge, timeout_s=o.timeout_s)
+                       id=item["id"], judge=o.judge, timeout_s=o.timeout_s, prompts=_formalize_prompts(ctx))
     best = result.best
     match = None
     if reference is not None:
@@ -190,7 +190,7 @@ def run_backtranslate(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Lean statement -> English; the model then judges it against the original English (the
     judge prompt of autoformalize), and the original's quantities are looked for in it."""
     problem = formal_problem(item, ctx.header)
-    text = backtranslate(problem.statement, ctx.generator, params=ctx.params)
+    text = backtranslate(problem.statement, ctx.generator, params=ctx.params, prompts=_formalize_prompts(ctx))
     prompt = get_prompt("judge").render(problem=item["question"], lean=problem.statement.strip(),
                                         backtranslation=text or "(no back-translation)")
     stop = tuple(dict.fromkeys((*ctx.params.stop, *get_prompt("judge").stop)))
@@ -261,6 +261,19 @@ def tactic_session(checker: LeanChecker, header: str, timeout_s: float) -> Any:
         raise UnavailableError(f"best-first search needs Lean's tactic states, which the {checker.name} backend "
                                "does not give; use the repl backend (`-b repl`, installed by `lean-solve setup`)")
     return open_session(header=header or None, timeout_s=timeout_s)
+
+
+def _preset_prompt(ctx: TaskContext, task: str) -> Any:
+    """The preset's own template for `task` (its published query), or None for the project's."""
+    return ctx.preset.prompts.get(task) if ctx.preset is not None else None
+
+
+def _formalize_prompts(ctx: TaskContext) -> dict[str, Any] | None:
+    """autoformalize's templates with the preset's formalize/backtranslate queries in their place."""
+    from autoformalize.templates import default_prompts
+
+    own = {t: p for t in ("formalize", "backtranslate") if (p := _preset_prompt(ctx, t)) is not None}
+    return {**default_prompts(), **own} if own else None
 
 
 def _checker(ctx: TaskContext) -> LeanChecker:
