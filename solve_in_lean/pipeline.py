@@ -20,6 +20,7 @@ from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.solve import chain_of_thought, solve
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
+from solve_in_lean.verifier.voting import verified_vote
 from solve_in_lean.verify import Policy
 
 
@@ -84,6 +85,10 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
         record["stages"]["solve"] = sres.to_dict()
         record["formal"] = formal.to_dict()
         answer, verified, proof = sres.answer, sres.verified, sres.proof
+        if formal.kind == "compute" and sres.cot_votes:  # verified voting (verifier/voting.py)
+            vote = verified_vote(formal, sres, gen, lean, params=params, options=o, policy=cfg.policy)
+            record["stages"]["vote"] = vote.to_dict()
+            answer, verified, proof = vote.answer, vote.verified, vote.proof
     else:
         cot = chain_of_thought(question, gen, params=params, k=o.cot_samples) if question and o.cot_samples \
             else (None, {}, [])

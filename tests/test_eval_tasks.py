@@ -45,7 +45,10 @@ def test_lean_solve_scores_the_verified_answer_against_the_reference(kernel):
                                                      "backtranslate": "One cat and one more."}), kernel))
     assert rec["status"] == "verified" and rec["prediction"] == "N.two"
     assert rec["scores"] == {"verified_accuracy": True, "computed_accuracy": True, "informal_accuracy": False,
-                             "verified_rate": True, "accuracy": True}  # the cot said 2, the reference is N.two
+                             "verified_rate": True, "accuracy": True,  # the cot said 2, the reference is N.two
+                             # verified voting compares as numbers (2 is N.two); no uniqueness proof was offered
+                             "rule:majority_accuracy": True, "rule:lean_accuracy": True,
+                             "rule:verified_accuracy": True, "determinate_rate": False}
     assert "formalize" not in rec["pipeline"]["stages"]  # the item brought its statement
 
 

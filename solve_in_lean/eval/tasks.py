@@ -29,6 +29,7 @@ from solve_in_lean.options import SolveOptions
 from solve_in_lean.pipeline import PipelineConfig, run_problem
 from solve_in_lean.prompts import get_prompt
 from solve_in_lean.solve import chain_of_thought, target_of
+from solve_in_lean.verifier.values import same_number
 from solve_in_lean.verify import Policy
 
 TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
@@ -138,7 +139,21 @@ def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     return {"pipeline": rec, "prediction": rec["answer"], "reference": ref, "status": rec["status"], "tiers": tiers,
             "scores": {"verified_accuracy": None if ref is None else bool(rec["verified"] and correct),
                        "computed_accuracy": right(tiers["computed"]), "informal_accuracy": right(tiers["informal"]),
-                       "verified_rate": bool(rec["verified"]), "accuracy": correct}}
+                       "verified_rate": bool(rec["verified"]), "accuracy": correct, **vote_scores(rec, ref)}}
+
+
+def vote_scores(pipeline_record: dict[str, Any], ref: str | None) -> dict[str, Any]:
+    """Accuracy of each verified-voting rule (verifier/voting.py) and whether the statement was
+    certified determinate; empty when the pipeline did not vote (no chain of thought)."""
+    vote = pipeline_record.get("stages", {}).get("vote")
+    if not vote:
+        return {}
+    scores: dict[str, Any] = {f"rule:{rule}_accuracy": None if ref is None else
+                              answer is not None and bool(equivalent(answer, ref) or same_number(answer, ref))
+                              for rule, answer in vote["rules"].items()}
+    det = vote.get("determinacy")
+    scores["determinate_rate"] = None if det is None else bool(det["determinate"])
+    return scores
 
 
 def answer_tiers(pipeline_record: dict[str, Any]) -> dict[str, str | None]:
@@ -293,7 +308,9 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
         rounds = range(options.solve.rounds + 1) if options.solve.rounds else ()
         return [f"pass@{k}" for k in options.ks] + [f"round{r}:pass@{k}" for r in rounds for k in options.ks]
     return {"cot": ["accuracy"], "code": CODE_METRICS,
-            "lean-solve": ["verified_accuracy", "computed_accuracy", "informal_accuracy", "verified_rate", "accuracy"],
+            "lean-solve": ["verified_accuracy", "computed_accuracy", "informal_accuracy", "verified_rate", "accuracy",
+                           "rule:majority_accuracy", "rule:lean_accuracy", "rule:verified_accuracy",
+                           "determinate_rate"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
 

@@ -21,7 +21,7 @@ from autoformalize.problem import FormalProblem
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
-from solve_in_lean.solve import solve_formal
+from solve_in_lean.solve import SolveResult, solve_formal
 from solve_in_lean.verifier.determinacy import Determinacy, certify
 from solve_in_lean.verifier.goals import first_proof, prove_goals
 from solve_in_lean.verifier.statements import confirm_goal, refute_goal
@@ -54,9 +54,13 @@ class AnswerCheck:
 
 def check_answer(problem: FormalProblem, answer: str, generator: Generator, checker: LeanChecker, *,
                  params: SamplingParams, options: SolveOptions | None = None, policy: Policy | None = None,
-                 solution: str | None = None, compute: bool = True) -> AnswerCheck:
+                 solution: str | None = None, compute: bool = True, solved: SolveResult | None = None,
+                 determinacy: Determinacy | None = None) -> AnswerCheck:
     """Lean's verdict on `answer` for `problem` (a compute statement). InputError when the
-    answer is not one Lean term of the answer type; never raises for bad model output."""
+    answer is not one Lean term of the answer type; never raises for bad model output.
+
+    `compute` runs the solver for the computation route; `solved` (a solver result already at
+    hand) and `determinacy` (a certificate already made) are used instead of new runs."""
     options, policy = options or SolveOptions(), policy or Policy()
     term = lean_term(answer, problem.answer_type)
     goals = [(confirm_goal(problem, term), f"the answer is {answer}"),
@@ -75,16 +79,19 @@ def check_answer(problem: FormalProblem, answer: str, generator: Generator, chec
         out.evidence = (proof or disproof).code
         return out
     out.reasons.append(_first_reason(confirm_attempts + refute_attempts))
-    if compute:
-        _by_computation(out, problem, generator, checker, params, options, policy)
+    if solved is None and compute:
+        solved = solve_formal(problem, generator, checker, params=params, options=options, policy=policy)
+    if solved is not None:
+        _by_computation(out, problem, solved, determinacy, generator, checker, params, options, policy)
     return out
 
 
-def _by_computation(out: AnswerCheck, problem: FormalProblem, generator: Generator, checker: LeanChecker,
-                    params: SamplingParams, options: SolveOptions, policy: Policy) -> None:
-    """Let the solver compute the answer; a verified value decides when it reads as a number."""
-    solved = solve_formal(problem, generator, checker, params=params, options=options, policy=policy)
-    if not solved.verified:
+def _by_computation(out: AnswerCheck, problem: FormalProblem, solved: SolveResult, det: Determinacy | None,
+                    generator: Generator, checker: LeanChecker, params: SamplingParams, options: SolveOptions,
+                    policy: Policy) -> None:
+    """A verified value decides when it reads as a number: equal confirms; different refutes
+    only under a determinate statement (certified here unless `det` is given)."""
+    if not solved.verified or not solved.proof:
         out.reasons.append("no Lean program computing the answer verified")
         return
     out.computed = solved.answer
@@ -94,8 +101,9 @@ def _by_computation(out: AnswerCheck, problem: FormalProblem, generator: Generat
     elif same:
         out.verdict, out.how, out.evidence = "confirmed", "computation", solved.proof
     else:
-        det: Determinacy = certify(problem, generator, checker, params=params, options=options, policy=policy,
-                                   witness=solved.answer, witness_proof=solved.proof)
+        if det is None:
+            det = certify(problem, generator, checker, params=params, options=options, policy=policy,
+                          witness=solved.answer, witness_proof=solved.proof)
         out.determinacy = det.to_dict()
         if det.determinate:
             out.verdict, out.how = "refuted", "determinate-computation"
