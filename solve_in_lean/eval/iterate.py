@@ -294,10 +294,12 @@ def _run_all(cfg: IterateConfig, entries: list[EvalEntry], selections: list[Any]
     return runs
 
 
-def _training_set(cfg: IterateConfig, r: int, new: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+def _training_set(cfg: IterateConfig, r: int, new: list[dict[str, Any]],
+                  duplicates: int) -> tuple[list[dict[str, Any]], str | None]:
     """What round `r` trains on, or why it trains on nothing."""
     if not new:
-        return [], "no verified data was collected in this round"
+        return [], ("no new verified data in this round" + (f" ({duplicates} verified examples repeat earlier ones)"
+                                                             if duplicates else ""))
     pool = new
     if cfg.init == "base":
         pool = [e for q in range(1, r) for e in _read_jsonl(round_dir(cfg, q) / "data.jsonl")] + new
@@ -320,13 +322,13 @@ def _trained_earlier(rdir: Path, text: str) -> TrainResult | None:
     return TrainResult(Path(r["out_dir"]), r["steps"], r["examples"], r["losses"], r["seconds"], r["trainable_params"])
 
 
-def _train_stage(cfg: IterateConfig, r: int, start: str, new: list[dict[str, Any]], base: str,
+def _train_stage(cfg: IterateConfig, r: int, start: str, new: list[dict[str, Any]], duplicates: int, base: str,
                  progress: bool | None, log: Callable[[str], None]) -> dict[str, Any]:
     rdir = round_dir(cfg, r)
     path = rdir / "training.json"
     if path.is_file():
         return _read_json(path)
-    examples, skipped = _training_set(cfg, r, new)
+    examples, skipped = _training_set(cfg, r, new, duplicates)
     if skipped is not None:
         log(f"round {r}: training skipped: {skipped}")
         info: dict[str, Any] = {"model": start, "from": start, "skipped": skipped, "examples": 0}
@@ -485,7 +487,8 @@ def _round(cfg: IterateConfig, r: int, base: str, model: str, seen: set[str], he
             log(stopped)
             training = {"model": model, "from": model, "skipped": stopped, "examples": 0}
         else:
-            training = _train_stage(cfg, r, model, _read_jsonl(rdir / "data.jsonl"), base, progress, log)
+            training = _train_stage(cfg, r, model, _read_jsonl(rdir / "data.jsonl"), collected["duplicates"], base,
+                                    progress, log)
     row = {"round": r, "model": training["model"], "training": training, "collected": collected, "stopped": stopped}
     if stopped:
         return {**row, "values": {}, "runs": {}, "delta": {}, "p_values": {}}
@@ -599,6 +602,18 @@ def plot_round_heatmaps(result: IterationResult, path: Path) -> Path:
     if not rows:
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "no trained round yet", ha="center", va="center")
-    axes[0].set_title(f"per-round transfer: value (change from the previous round; * p < {result.alpha}, paired)")
+    fig.suptitle(f"each round: value (change from the round before; * paired p < {result.alpha})", fontsize="medium")
     fig.savefig(path)
     return path
+
+
+def iteration_report(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """`lean-solve report OUT` on an iteration: its table, the per-round line plot and heatmaps."""
+    result = IterationResult.load(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"iteration": str(result.out), "columns": result.columns, "rounds": result.rows, "table": result.table(),
+              "plots": [str(plot_rounds(result, out / "rounds.png")),
+                        str(plot_round_heatmaps(result, out / "heatmaps.png"))]}
+    _write_json(out / "report.json", report)
+    return report
