@@ -258,3 +258,28 @@ def test_the_stop_strings_of_templates_and_presets_reach_the_sampling_params(ker
     prove(problem(), gen, kernel, params=SamplingParams(), options=SolveOptions(samples=1, rounds=0),
           preset=get_preset("deepseek-prover-v1.5-rl"))
     assert "```" in gen.stops[-1]
+
+
+def test_eval_with_a_preset_end_to_end_on_the_tiny_model(kernel, tiny_model_dir, tmp_path):
+    """The real transformers path with the preset's prompt and its repair rounds; the tiny random model
+    writes no Lean, so nothing is repaired, and the records and config say which protocol ran."""
+    from typer.testing import CliRunner
+
+    from solve_in_lean.cli import _register, app
+
+    _register()
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", "--task", "prove", "--data", str(ROOT / "examples/data/tiny_eval.jsonl"),
+                                      "--out", str(out), "--preset", "goedel-prover-v2-8b", "--model",
+                                      str(tiny_model_dir), "--max-new-tokens", "8", "-n", "2", "-k", "2",
+                                      "-b", "kernel", "--header", str(header), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["metrics"]) == {"pass@2", "round0:pass@2", "round1:pass@2", "round2:pass@2"}
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["model"]["preset"] == "goedel-prover-v2-8b" and config["options"]["rounds"] == 2
+    assert config["model"]["max_new_tokens"] == 8 and config["model"]["temperature"] == 1.0
+    rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
+    assert rec["solve"]["preset"] == "goedel-prover-v2-8b" and rec["correct_by_round"] == [0, 0, 0]
