@@ -157,8 +157,8 @@ def test_search_through_the_repl_end_to_end(tmp_path):
     from solve_in_lean.lean import get_checker
 
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps({"id": "t", "formal": {"kind": "prove", "header": "",
-                                                      "statement": "theorem t : ∀ n : Nat, n + 0 = n := by sorry"}}) + "\n")
+    statement = "theorem t : ∀ n : Nat, n + 0 = n := by sorry"
+    path.write_text(json.dumps({"id": "t", "formal": {"kind": "prove", "header": "", "statement": statement}}) + "\n")
     gen = ScriptedGenerator(lambda prompt, i: ["intro n", "simp"][i % 2])
     with get_checker("repl", timeout_s=120) as checker:
         ctx = TaskContext(gen, checker, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=1), (1,),

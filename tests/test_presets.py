@@ -45,7 +45,8 @@ def problem():
 @pytest.mark.parametrize("preset", list_presets(), ids=lambda p: p.name)
 def test_every_preset_renders_prove_and_repair_and_names_its_protocol(preset):
     fields = {"header": "import Mathlib\n\n", "statement": "theorem t : 1 + 1 = 2 := by\n  sorry", "problem": "1+1=2",
-              "informal_prefix": "/-- 1+1=2 -/\n", "code": "theorem t : 1 + 1 = 2 := by simp", "errors": "E", "round": 0}
+              "informal_prefix": "/-- 1+1=2 -/\n", "code": "theorem t : 1 + 1 = 2 := by simp", "errors": "E",
+              "round": 0}
     prompt = preset.render("prove", **fields)
     repair = preset.render("lean_repair", **fields)
     text = json.dumps([prompt, repair], ensure_ascii=False)
@@ -61,8 +62,9 @@ def test_every_preset_renders_prove_and_repair_and_names_its_protocol(preset):
 def test_the_published_query_strings_are_the_prompts():
     fields = {"header": "", "statement": "theorem t : P := by\n  sorry", "problem": "P", "informal_prefix": ""}
     goedel = get_preset("goedel-prover-v2-8b").render("prove", **fields)
-    assert goedel == [{"role": "user", "content": "Complete the following Lean 4 code:\n\n```lean4\ntheorem t : P := by\n"
-                       "  sorry\n```\n\nBefore producing the Lean 4 code to formally prove the given theorem, provide a "
+    assert goedel == [{"role": "user", "content": "Complete the following Lean 4 code:\n\n```lean4\n"
+                       "theorem t : P := by\n  sorry\n```\n\nBefore producing the Lean 4 code to formally prove the "
+                       "given theorem, provide a "
                        "detailed proof plan outlining the main proof steps and strategies.\nThe plan should highlight "
                        "key ideas, intermediate lemmas, and proof structures that will guide the construction of the "
                        "final formal proof."}]
@@ -146,8 +148,8 @@ def test_deepseek_v15_continuations_are_checked_whole(kernel):
 
 def test_eval_prove_reports_pass_at_k_per_round(kernel):
     gen = ScriptedGenerator(lambda prompt, i: fence(GOOD) if "Round 0" in json.dumps(prompt) or i == 1 else fence(BAD))
-    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=2, rounds=1), (1, 2)),
-                      MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
+    options = TaskOptions(SolveOptions(samples=2, rounds=1), (1, 2))
+    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), options, MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
     rec = run_prove(ITEMS["one_add_one"], ctx)
     assert rec["correct_by_round"] == [1, 2]
     assert rec["scores"] == {"pass@1": 1.0, "pass@2": True, "round0:pass@1": 0.5, "round0:pass@2": True,
@@ -209,7 +211,8 @@ def test_each_reproduction_recipe_loads_names_a_preset_and_a_runnable_command(pa
 
 def test_the_four_published_figures_have_recipes():
     assert {p.stem for p in RECIPES} >= {"internlm2_math_plus_7b_minif2f", "goedel_prover_v2_8b_minif2f_pass32",
-                                         "deepseek_prover_v2_7b_minif2f_pass32", "internlm2_math_plus_7b_gsm8k_via_lean"}
+                                         "deepseek_prover_v2_7b_minif2f_pass32",
+                                         "internlm2_math_plus_7b_gsm8k_via_lean"}
 
 
 def test_internlm_queries_reach_the_cot_formalize_and_backtranslate_tasks(kernel):
@@ -250,7 +253,8 @@ def test_the_stop_strings_of_templates_and_presets_reach_the_sampling_params(ker
     from solve_in_lean.solve import chain_of_thought, solve_formal
 
     gen = StopRecorder(lambda prompt, i: fence(BAD, "lean"))
-    solve_formal(problem(), gen, kernel, params=SamplingParams(stop=("USER",)), options=SolveOptions(samples=1, rounds=1))
+    solve_formal(problem(), gen, kernel, params=SamplingParams(stop=("USER",)),
+                 options=SolveOptions(samples=1, rounds=1))
     assert set(get_prompt("prove").stop) | {"USER"} <= set(gen.stops[0])
     assert set(get_prompt("lean_repair").stop) | {"USER"} <= set(gen.stops[1])
     chain_of_thought("q", gen, params=SamplingParams(), k=1)

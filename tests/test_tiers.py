@@ -63,5 +63,6 @@ def test_the_run_reports_the_three_tiers_side_by_side(kernel):
     ctx.checker = kernel
     records = [run_lean_solve(ITEMS["cats"], ctx), {"error": "boom"}]
     metrics = task_metrics("lean-solve", records, ctx.options)
-    values = {n: metrics["metrics"][n]["value"] for n in ("verified_accuracy", "computed_accuracy", "informal_accuracy")}
+    tiers = ("verified_accuracy", "computed_accuracy", "informal_accuracy")
+    values = {n: metrics["metrics"][n]["value"] for n in tiers}
     assert values == {"verified_accuracy": 0.0, "computed_accuracy": 0.5, "informal_accuracy": 0.5}

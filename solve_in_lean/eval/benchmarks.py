@@ -52,7 +52,8 @@ def proofnet_item(row: dict[str, Any], n: int) -> dict[str, Any]:
                  meta={"split": row.get("split")})
 
 
-_SOLUTION = re.compile(r"(?m)^[ \t]*(?:noncomputable[ \t]+)?abbrev[ \t]+(\S+_solution)[ \t]*:[ \t]*(.+?)[ \t]*:=[ \t]*sorry"
+_SOLUTION = re.compile(r"(?m)^[ \t]*(?:noncomputable[ \t]+)?abbrev[ \t]+(\S+_solution)[ \t]*:[ \t]*(.+?)[ \t]*"
+                       r":=[ \t]*sorry"
                        r"(?:[ \t]*\n?[ \t]*--[ \t]*(.*))?")
 
 

@@ -9,7 +9,6 @@ defines each one.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,7 +20,7 @@ from autoformalize.metrics import dataset_metrics
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import equivalent, extract_answer, parse_lean_value
 from solve_in_lean.eval.code_task import METRICS as CODE_METRICS, run_code
-from solve_in_lean.eval.metrics import estimate, pass_at_k
+from solve_in_lean.eval.metrics import auroc_estimate, estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.errors import InputError, UnavailableError
 from solve_in_lean.models.base import Generator, SamplingParams
@@ -32,9 +31,9 @@ from solve_in_lean.solve import chain_of_thought, target_of
 from solve_in_lean.verifier.values import same_number
 from solve_in_lean.verify import Policy
 
-TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
+TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove", "rerank")
 SEARCHES = ("best-first",)
-NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
+NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove", "rerank"})
 
 
 @dataclass(frozen=True)
@@ -244,12 +243,13 @@ def run_search(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Best-first search over REPL tactic states (InternLM-Math's miniF2F protocol); the proof found is
     then verified whole like any other. The record keeps the tree's size, the depth, the time and the
     budget spent in model and Lean calls."""
+    from solve_in_lean.presets.proving import statement_head
     from solve_in_lean.search import counted_search, model_proposer
     from solve_in_lean.verify import verify
 
     o, checker = ctx.options, _checker(ctx)
     problem = formal_problem(item, ctx.header)
-    theorem = _STATEMENT_END.sub("", problem.statement.strip())
+    theorem = statement_head(problem.statement)
     template = ctx.preset.prompts.get("tactic") if ctx.preset is not None else None
     propose = model_proposer(ctx.generator, ctx.params, n=o.tactics_per_state, template=template)
     with tactic_session(checker, problem.header, o.solve.timeout_s) as session:
@@ -264,9 +264,6 @@ def run_search(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     return {"search": {**dataclasses.asdict(result), "model_calls": calls.model, "lean_calls": calls.lean},
             "proof": proof if verified else None, "found": proof, "verified": verified,
             "reasons": verdict.reasons if verdict else [], "scores": {"pass@1": verified}}
-
-
-_STATEMENT_END = re.compile(r"\s*:=\s*(?:by\s*)?(?:sorry\s*)?$")
 
 
 def tactic_session(checker: LeanChecker, header: str, timeout_s: float) -> Any:
@@ -297,9 +294,19 @@ def _checker(ctx: TaskContext) -> LeanChecker:
     return ctx.checker
 
 
+def run_rerank(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Best-of-n over `samples` chains of thought by reward model, majority and Lean (verifier/rerank.py);
+    step labels by `cot_samples` rollouts per step (0: none)."""
+    from solve_in_lean.verifier.rerank import rerank_item
+
+    problem = formal_problem(item, ctx.header) if item.get("formal") else None
+    return rerank_item(item, problem, ctx.generator, ctx.checker, params=ctx.params, options=ctx.options.solve,
+                       policy=ctx.policy, rollouts=ctx.options.solve.cot_samples)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
     "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "formalize": run_formalize,
-    "backtranslate": run_backtranslate, "prove": run_prove}
+    "backtranslate": run_backtranslate, "prove": run_prove, "rerank": run_rerank}
 
 
 def metric_names(task: str, options: TaskOptions) -> list[str]:
@@ -312,7 +319,8 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
                            "rule:majority_accuracy", "rule:lean_accuracy", "rule:verified_accuracy",
                            "determinate_rate"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
-            "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
+            "backtranslate": ["faithful_rate", "quantity_recall"],
+            "rerank": ["best_of_n:reward", "best_of_n:majority", "best_of_n:lean", "pass@n"]}[task]
 
 
 def item_scores(record: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -334,4 +342,9 @@ def task_metrics(task: str, records: list[dict[str, Any]], options: TaskOptions,
                            "confidence": confidence, "main": main, "metrics": metrics}
     if task == "formalize":
         out["formalization"] = dataset_metrics([r["formalization"] for r in records if "formalization" in r])
+    if task == "rerank":  # candidates, not items, are scored: AUROC of each reward against correctness
+        from solve_in_lean.verifier.rerank import auroc_groups
+
+        out["auroc"] = {score: auroc_estimate(auroc_groups(records, score), confidence).to_dict()
+                        for score in ("reward", "lrm")}
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -75,8 +75,6 @@ class Preset:
 
     def sampling(self, params: SamplingParams) -> SamplingParams:
         """`params` with this preset's stop strings added (the caller's budget and temperature kept)."""
-        from dataclasses import replace
-
         return replace(params, stop=tuple(dict.fromkeys((*params.stop, *self.stop))))
 
     def has(self, task: str) -> bool:

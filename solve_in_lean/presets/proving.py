@@ -24,7 +24,7 @@ from solve_in_lean.solve import Attempt, target_of
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
 from solve_in_lean.verify import Policy, VerifyRequest, verify_many
 
-_TRAILING_SORRY = re.compile(r"(?:by)?\s*sorry\s*$")
+_PROOF_HOLE = re.compile(r"\s*:=\s*(?:by\s*)?(?:sorry\s*)?$")
 
 
 @dataclass
@@ -42,10 +42,14 @@ class ProveResult:
         return asdict(self)
 
 
+def statement_head(statement: str) -> str:
+    """The theorem up to (without) its `:= by sorry`: what a REPL tactic session starts from."""
+    return _PROOF_HOLE.sub("", statement.strip())
+
+
 def open_statement(statement: str) -> str:
     """The statement ending in `:= by` and a newline, for a model that continues the code."""
-    text = _TRAILING_SORRY.sub("", statement.rstrip()).rstrip()
-    return (text if text.endswith(":= by") else text.rstrip(":= ").rstrip() + " := by") + "\n"
+    return statement_head(statement) + " := by\n"
 
 
 def prompt_fields(problem: FormalProblem) -> dict[str, str]:
@@ -69,7 +73,7 @@ def _generate(generator: Generator, preset: Preset, task: str, prompts: list[Pro
               n: int) -> list[list[str]]:
     stop = tuple(dict.fromkeys((*preset.sampling(params).stop, *preset.template(task).stop)))
     rows = generator.generate(prompts, replace(params, n=n, stop=stop))
-    return [[c.text if c.error is None or c.text else "" for c in row] for row in rows]
+    return [[c.text for c in row] for row in rows]  # a text cut by the budget may still hold a closed block
 
 
 def prove(problem: FormalProblem, generator: Generator, checker: LeanChecker, *, params: SamplingParams,
@@ -93,11 +97,12 @@ def prove(problem: FormalProblem, generator: Generator, checker: LeanChecker, *,
                                               timeout_s=options.timeout_s)))
         for i, text in enumerate(texts):
             v = verdicts.get(i)
-            attempt = Attempt(round_, chains[i], text, codes[i], bool(v and v.verified),
-                              v.reasons if v else ["no Lean code in the completion"],
-                              lean=v.check.to_dict() if v else {}, parent=parents[i])
-            attempt.lean["feedback"] = lean_feedback(codes[i], v) if v and not v.verified else ""
-            result.attempts.append(attempt)
+            lean = v.check.to_dict() if v else {}
+            if v and not v.verified:
+                lean["feedback"] = lean_feedback(codes[i], v)  # what a repair round sends back
+            result.attempts.append(Attempt(round_, chains[i], text, codes[i], bool(v and v.verified),
+                                           v.reasons if v else ["no Lean code in the completion"], lean=lean,
+                                           parent=parents[i]))
 
     prompt = preset.render("prove", **fields)
     check(_generate(generator, preset, "prove", [prompt], params, options.samples)[0], 0,
