@@ -1,0 +1,84 @@
+"""`lean-solve augment`: new problems from verified ones, each kept only with a Lean certificate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from solve_in_lean.cli import app
+from solve_in_lean.cli.common import (EXIT_OK, ConfigOpt, HeaderOpt, LeanBackendOpt, MathlibOpt, RetryErrorsOpt,
+                                      TimeoutOpt, batch_io, check_header, check_writable_file, print_json,
+                                      read_header, settings_from)
+from solve_in_lean.errors import InputError
+
+
+@app.command()
+def augment(
+    input: str = typer.Option(..., "--input", "-i", help="JSONL of source problems (English, compute statement "
+                              "and a verified program for `numbers`)."),
+    mode: str = typer.Option(..., "--mode", "-m", help="numbers | rephrase | harder | from-lean"),
+    k: int = typer.Option(2, "-k", help="New problems tried per source problem."),
+    output: str = typer.Option(..., "--output", "-o", help="JSONL of new problems; its log NEW.log.jsonl "
+                               "beside it lets a rerun resume."),
+    exclude: list[str] = typer.Option([], "--exclude", help="An evaluation split (problem file) new problems "
+                                      "must not repeat (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the new numbers."),
+    header: HeaderOpt = None,
+    backend: LeanBackendOpt = None,
+    timeout: TimeoutOpt = None,
+    mathlib: MathlibOpt = None,
+    retry_errors: RetryErrorsOpt = False,
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    config: ConfigOpt = None,
+) -> None:
+    """Augment problems with Lean certificates: every new problem carries its source id, its
+    mode and Lean's evidence; variants Lean does not certify are dropped with the reason.
+
+    Exit 0 when the run finished, 2 when it could not run (bad input, no Lean).
+    """
+    from solve_in_lean.augment.dedup import Seen
+    from solve_in_lean.augment.run import MODES, log_path, run
+    from solve_in_lean.problems import load_items
+    from solve_in_lean.settings import make_checker
+
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if mode != "numbers":
+        raise InputError(f"mode {mode!r} is not built yet (issue 15); use --mode numbers")
+    if k < 1:
+        raise InputError(f"-k must be at least 1, not {k}")
+    out = check_writable_file(output, "the new problems file", allow_existing=True)
+    for path in (input, *exclude):
+        if Path(path).exists() and out.exists() and out.resolve() == Path(path).resolve():
+            raise InputError(f"{output}: the new problems file must not be {path}, which the run reads")
+    seen = Seen()
+    for path in exclude:
+        seen.add(load_items(path), f"the evaluation split {path}")
+    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header)
+    with batch_io(None, input, str(log_path(output)), lambda items: (items, [])) as (items, _):
+        seen.add(items, f"the source set {input}")
+        header_text = read_header(settings)
+        checker = make_checker(settings)
+        with checker:
+            check_header(checker, header_text, settings.solve.timeout_s)
+            summary = run(items, output, _numbers(checker, header_text, k, seed, settings),
+                          config={"mode": mode, "k": k, "seed": seed}, seen=seen, retry_errors=retry_errors)
+    if json_out:
+        print_json({"output": output, "log": str(log_path(output)), **summary.to_dict()})
+    else:
+        typer.echo(f"{output}: {summary.kept} new problems from {summary.sources} sources ({summary.resumed} "
+                   f"from an earlier run); dropped {sum(summary.dropped.values())}, skipped "
+                   f"{sum(summary.skipped.values())}, errors {summary.errors}")
+        for what, counts in (("dropped", summary.dropped), ("skipped", summary.skipped)):
+            for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
+                typer.echo(f"  {what} {n}: {reason}")
+    raise typer.Exit(EXIT_OK)
+
+
+def _numbers(checker: Any, header: str, k: int, seed: int, settings: Any) -> Any:
+    from solve_in_lean.augment.numbers import augment as numbers
+
+    policy, timeout_s = settings.lean.policy(), settings.solve.timeout_s
+    return lambda item: numbers(item, checker, k=k, header=header, seed=seed, policy=policy, timeout_s=timeout_s)
