@@ -21,6 +21,7 @@ def _register() -> None:
     from solve_in_lean.cli import models  # noqa: F401  (register)
     from solve_in_lean.cli import verify_answer  # noqa: F401  (register)
     from solve_in_lean.cli import iterate  # noqa: F401  (register)
+    from solve_in_lean.cli import augment  # noqa: F401  (register)
 
 
 def main() -> None:
