@@ -30,6 +30,7 @@ TASK_NEEDS = {
     "formalize": ("question",),
     "backtranslate": ("question", "formal"),
     "prove": ("formal:prove",),
+    "rerank": ("question", "answer"),
 }
 """What each task needs of an item: `a|b` either field, `formal:prove` a statement to prove."""
 

@@ -9,6 +9,9 @@ Formulas (docs/evaluation.md has the prose):
 * pass@k of one problem with n samples of which c are correct: 1 - C(n-c, k) / C(n, k), the
   unbiased estimator of Chen et al. 2021, computed as the product 1 - Π_{i=n-c+1..n} (1 - k/i)
   so it never forms huge binomials;
+* AUROC of a score against yes/no labels: the Mann-Whitney probability that a random positive
+  scores above a random negative (ties count one half); its interval is a percentile bootstrap
+  that resamples whole items (a problem's candidates are not independent), seeded;
 * two runs on the same items: an exact two-sided sign test on the items where they differ.
   For binary outcomes that is McNemar's exact test: with b items only run A got right and c
   only B, p = min(1, 2 · Σ_{i ≤ min(b, c)} C(b+c, i) / 2^(b+c)).
@@ -16,7 +19,9 @@ Formulas (docs/evaluation.md has the prose):
 
 from __future__ import annotations
 
+import bisect
 import math
+import random
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
@@ -157,3 +162,41 @@ def paired_comparison(a: Mapping[str, Value], b: Mapping[str, Value]) -> PairedC
     mean_b = sum(ys) / n if n else None
     return PairedComparison(n, mean_a, mean_b, None if not n else mean_b - mean_a, a_better, b_better,
                             mcnemar_exact(a_better, b_better), "mcnemar-exact" if binary else "sign-test")
+
+
+def auroc(pairs: Iterable[tuple[float, bool]]) -> float | None:
+    """P(score of a positive > score of a negative), ties one half; None without both classes."""
+    pairs = list(pairs)
+    pos = sorted(s for s, y in pairs if y)
+    neg = sorted(s for s, y in pairs if not y)
+    if not pos or not neg:
+        return None
+    wins = 0.0
+    for p in pos:  # counts below and equal by bisection keep this O((P + N) log N)
+        below = _count_below(neg, p)
+        wins += below + 0.5 * (_count_below(neg, p, equal=True) - below)
+    return wins / (len(pos) * len(neg))
+
+
+def _count_below(xs: list[float], x: float, *, equal: bool = False) -> int:
+    return (bisect.bisect_right if equal else bisect.bisect_left)(xs, x)
+
+
+def auroc_estimate(groups: Sequence[Sequence[tuple[float, bool]]], confidence: float = 0.95,
+                   resamples: int = 1000, seed: int = 0) -> Estimate:
+    """AUROC over every (score, label) pair, with a bootstrap interval over groups (items)."""
+    flat = [pair for g in groups for pair in g]
+    value = auroc(flat)
+    if value is None:
+        return Estimate(None, None, None, len(flat))
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(resamples):
+        sample = [pair for _ in groups for pair in groups[rng.randrange(len(groups))]]
+        if (a := auroc(sample)) is not None:
+            stats.append(a)
+    stats.sort()
+    tail = (1 - confidence) / 2
+    low = stats[int(tail * (len(stats) - 1))]
+    high = stats[int(round((1 - tail) * (len(stats) - 1)))]
+    return Estimate(value, low, high, len(flat))

@@ -20,7 +20,7 @@ from autoformalize.metrics import dataset_metrics
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import equivalent, extract_answer, parse_lean_value
 from solve_in_lean.eval.code_task import METRICS as CODE_METRICS, run_code
-from solve_in_lean.eval.metrics import estimate, pass_at_k
+from solve_in_lean.eval.metrics import auroc_estimate, estimate, pass_at_k
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.errors import InputError, UnavailableError
 from solve_in_lean.models.base import Generator, SamplingParams
@@ -31,9 +31,9 @@ from solve_in_lean.solve import chain_of_thought, target_of
 from solve_in_lean.verifier.values import same_number
 from solve_in_lean.verify import Policy
 
-TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove")
+TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove", "rerank")
 SEARCHES = ("best-first",)
-NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove"})
+NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove", "rerank"})
 
 
 @dataclass(frozen=True)
@@ -294,9 +294,19 @@ def _checker(ctx: TaskContext) -> LeanChecker:
     return ctx.checker
 
 
+def run_rerank(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Best-of-n over `samples` chains of thought by reward model, majority and Lean (verifier/rerank.py);
+    step labels by `cot_samples` rollouts per step (0: none)."""
+    from solve_in_lean.verifier.rerank import rerank_item
+
+    problem = formal_problem(item, ctx.header) if item.get("formal") else None
+    return rerank_item(item, problem, ctx.generator, ctx.checker, params=ctx.params, options=ctx.options.solve,
+                       policy=ctx.policy, rollouts=ctx.options.solve.cot_samples)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
     "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "formalize": run_formalize,
-    "backtranslate": run_backtranslate, "prove": run_prove}
+    "backtranslate": run_backtranslate, "prove": run_prove, "rerank": run_rerank}
 
 
 def metric_names(task: str, options: TaskOptions) -> list[str]:
@@ -309,7 +319,8 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
                            "rule:majority_accuracy", "rule:lean_accuracy", "rule:verified_accuracy",
                            "determinate_rate"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
-            "backtranslate": ["faithful_rate", "quantity_recall"]}[task]
+            "backtranslate": ["faithful_rate", "quantity_recall"],
+            "rerank": ["best_of_n:reward", "best_of_n:majority", "best_of_n:lean", "pass@n"]}[task]
 
 
 def item_scores(record: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -331,4 +342,9 @@ def task_metrics(task: str, records: list[dict[str, Any]], options: TaskOptions,
                            "confidence": confidence, "main": main, "metrics": metrics}
     if task == "formalize":
         out["formalization"] = dataset_metrics([r["formalization"] for r in records if "formalization" in r])
+    if task == "rerank":  # candidates, not items, are scored: AUROC of each reward against correctness
+        from solve_in_lean.verifier.rerank import auroc_groups
+
+        out["auroc"] = {score: auroc_estimate(auroc_groups(records, score), confidence).to_dict()
+                        for score in ("reward", "lrm")}
     return out
