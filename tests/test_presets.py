@@ -118,9 +118,8 @@ def test_a_goal_is_read_from_lean_messages():
     assert goal_at("unknown identifier 'foo'") is None
 
 
-@pytest.mark.parametrize("name", ["goedel-prover-v2-8b", "kimina-prover-distill-8b", "generic-instruct"])
-def test_self_correction_feeds_lean_errors_and_the_goal_back(kernel, name):
-    preset = get_preset(name)
+@pytest.mark.parametrize("preset", [p for p in list_presets() if p.format == "chat"], ids=lambda p: p.name)
+def test_self_correction_feeds_lean_errors_and_the_goal_back(kernel, preset):
     first, fixed = (KIMINA.replace(fence(GOOD), fence(BAD)), LONG_THEN_FINAL) if preset.extract == "last-block" \
         else (fence(BAD), fence(GOOD))
     gen = ScriptedGenerator([first, fixed])
