@@ -109,3 +109,19 @@ def test_rerank_records_step_labels_toward_the_confirmed_answer(kernel, item):
     wrong = rec["candidates"][1]["prm"]
     assert [s["step"] for s in wrong] == ["2 + 1 = 3.", "The answer is 3."]
     assert wrong[-1]["label"] is False and rec["candidates"][0]["prm"][-1]["label"] is True
+
+
+def test_orm_and_prm_training_examples_from_rerank_records(kernel, item):
+    from solve_in_lean.eval.trainingdata import TRAIN_TASKS, item_examples, record_examples
+
+    gen = scripted_rerank_model(set(), **{"answer is 4": lean(CONFIRM), "answer is not 3": lean(REFUTE)})
+    rec = {"id": "p1", **run_rerank(item, ctx(gen, kernel, cot_samples=1))}
+    assert {"orm", "prm"} <= set(TRAIN_TASKS)
+    orm = record_examples("orm", [rec], "sha")
+    assert [e["messages"][-1]["content"] for e in orm] == ["yes", "no", "yes"]
+    assert "2 + 1 = 3" in orm[1]["messages"][-2]["content"] and orm[0]["task"] == "orm"
+    prm = record_examples("prm", [rec], "sha")
+    assert [e["messages"][-1]["content"] for e in prm] == ["yes", "yes", "yes", "no", "yes", "yes"]  # rollouts (COTS[0]) reach 4
+    assert "New step: The answer is 3." in prm[3]["messages"][-2]["content"]
+    own = item_examples("orm", [{"id": "q", "dataset": "ours", "question": "Q?", "solution": "The answer is 4."}], "s")
+    assert own[0]["messages"][-1]["content"] == "yes"

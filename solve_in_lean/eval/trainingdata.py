@@ -14,6 +14,10 @@ format, and one loader trains on any mixture of tasks.
                    `lean-solve solve` results), or an item's `proof`, verified with Lean first
     prove          verified proofs: records of earlier `eval --task prove` runs, or an item's
                    `proof`, verified with Lean first
+    orm            solution -> "yes"/"no" (is its final answer right): candidates of earlier
+                   `eval --task rerank` runs with their label (Lean's verdict first, then the
+                   reference; unlabelled ones skipped), and items' own solutions as positives
+    prm            step -> "yes"/"no": the Math-Shepherd step labels of rerank candidates
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from solve_in_lean.records import read_jsonl
 from solve_in_lean.solve import target_of
 from solve_in_lean.verify import Policy, VerifyRequest, verify_many
 
-TRAIN_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove")
+TRAIN_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove", "orm", "prm")
 _PROMPT = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtranslate", "lean-solve": "lean_solve",
-           "prove": "prove"}
+           "prove": "prove", "orm": "orm", "prm": "prm"}
 
 
 def chat_example(task: str, fields: dict[str, Any], answer: str, source: dict[str, str]) -> dict[str, Any]:
@@ -69,6 +73,9 @@ def item_examples(task: str, items: Iterable[dict[str, Any]], sha: str) -> list[
         elif task == "formalize" and question and formal:
             out.append(chat_example("formalize", {"problem": question, "kind": formal["kind"]},
                                     _lean_block(formal["statement"]), src))
+        elif task == "orm" and question and it.get("solution"):
+            text = gsm8k_cot_text(it["solution"]) if it["dataset"] == "gsm8k" else it["solution"].strip()
+            out.append(chat_example("orm", {"problem": question, "solution": text}, "yes", src))
         elif task == "backtranslate" and question and formal:
             out.append(chat_example("backtranslate", {"lean": formal["statement"].strip(), "result": ""},
                                     question.strip(), src))
@@ -104,6 +111,8 @@ def record_examples(task: str, records: Iterable[dict[str, Any]], sha: str) -> l
     if task in ("formalize", "backtranslate"):
         return item_examples(task, [formalized_item({**r["formalization"], "id": r["id"]}) for r in records
                                     if "formalization" in r], sha)
+    if task in ("orm", "prm"):
+        return [ex for r in records if "candidates" in r for ex in reward_examples(task, r, sha)]
     out = []
     for r in records:
         rec = r.get("pipeline", r)  # eval lean-solve records wrap the pipeline record; `solve` writes it bare
@@ -114,6 +123,21 @@ def record_examples(task: str, records: Iterable[dict[str, Any]], sha: str) -> l
                                              rec["lean_code"], src))
         elif task == "prove" and r.get("task") == "prove" and r.get("proof"):
             out.append(_solution_example(task, "", r["item"]["formal"]["statement"], r["proof"], src))
+    return out
+
+
+def reward_examples(task: str, record: dict[str, Any], sha: str) -> list[dict[str, Any]]:
+    """orm/prm examples from one rerank record (verifier/rerank.py): labelled candidates only."""
+    src = {"data_sha256": sha, "id": str(record["id"])}
+    question, out = record["question"], []
+    for c in record["candidates"]:
+        if task == "orm" and c.get("orm_label") is not None:
+            out.append(chat_example("orm", {"problem": question, "solution": c["solution"].strip()},
+                                    "yes" if c["orm_label"] else "no", src))
+        for i, s in enumerate(c.get("prm", []) if task == "prm" else []):
+            previous = " ".join(x["step"] for x in c["prm"][:i]) or "(none)"
+            out.append(chat_example("prm", {"problem": question, "previous": previous, "step": s["step"]},
+                                    "yes" if s["label"] else "no", src))
     return out
 
 
