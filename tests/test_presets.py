@@ -286,3 +286,18 @@ def test_eval_with_a_preset_end_to_end_on_the_tiny_model(kernel, tiny_model_dir,
     assert config["model"]["max_new_tokens"] == 8 and config["model"]["temperature"] == 1.0
     rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     assert rec["solve"]["preset"] == "goedel-prover-v2-8b" and rec["correct_by_round"] == [0, 0, 0]
+
+
+def test_the_report_shows_pass_at_k_per_round(kernel, tmp_path):
+    from solve_in_lean.eval.report import report
+    from solve_in_lean.eval.run import evaluate, select_items
+
+    gen = ScriptedGenerator(lambda prompt, i: fence(GOOD) if "Round 0" in json.dumps(prompt) else fence(BAD))
+    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=2, rounds=1),
+                                                                                  (1, 2)),
+                      MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
+    selection = select_items("prove", ROOT / "examples/data/tiny_eval.jsonl")
+    evaluate(tmp_path / "run", selection, ctx, model={"model": "scripted"}, progress=False)
+    written = report([tmp_path / "run"], tmp_path / "rep")
+    assert "round0:pass@2" in written["table"] and "round1:pass@1" in written["table"]
+    assert (tmp_path / "rep" / "pass_at_k.png").stat().st_size > 1000

@@ -123,6 +123,10 @@ def plot_pass_at_k(runs: list[Run], metrics: list[dict[str, Any]], path: Path) -
     for label, m in curves:
         ks = sorted(int(n.split("@")[1]) for n in m["metrics"] if n.startswith("pass@"))  # not the per-round ones
         ax.plot(ks, [m["metrics"][f"pass@{k}"]["value"] or 0.0 for k in ks], marker="o", label=label)
+        rounds = sorted({int(n[len("round"):n.index(":")]) for n in m["metrics"] if n.startswith("round")})
+        for r in rounds[:-1]:  # self-correction: the earlier rounds dashed (the last is the curve above)
+            ax.plot(ks, [m["metrics"][f"round{r}:pass@{k}"]["value"] or 0.0 for k in ks], marker=".",
+                    linestyle="--", label=f"{label}, round {r}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k")
