@@ -318,8 +318,12 @@ def test_killed_at_every_stage_the_iteration_resumes_to_the_same_result(oracle_r
     assert (tmp_path / "out" / "round-1" / "round.json").is_file()  # progress was kept across the kills
     final = _run_until(cmd, None)
     assert "round 0: done earlier" in final and "round 1: done earlier" in final
-    got, want = _summary(tmp_path / "out"), _summary(ref_out)
-    for g, w in zip(got, want, strict=True):
+    _assert_same(tmp_path / "out", ref_out)
+
+
+def _assert_same(out: Path, ref: Path) -> None:
+    """Same data, training sets, values and paired tests per round; losses equal to float noise."""
+    for g, w in zip(_summary(out), _summary(ref), strict=True):
         assert {k: v for k, v in g.items() if k != "losses"} == {k: v for k, v in w.items() if k != "losses"}
         assert (g["losses"] is None) == (w["losses"] is None)
         if g["losses"] is not None:
@@ -354,3 +358,31 @@ def test_tiny_iteration_end_to_end_with_a_kill_then_report(tmp_path):
     (tmp_path / "other.toml").write_text(_tiny_text().replace("max_steps = 4", "max_steps = 5"), encoding="utf-8")
     refused = cli("iterate", "--config", str(tmp_path / "other.toml"), "--out", str(out))
     assert refused.returncode == 2 and "other settings" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_one_model_per_process_pauses_before_each_new_model_and_ends_the_same(oracle_reference, tmp_path):
+    """--one-model (vLLM on a GPU): each call stops before a second model would generate."""
+    from solve_in_lean.eval.iterate import load_config, run_iteration
+    from solve_in_lean.models.scripted import ScriptedGenerator
+
+    ref_out, _ = oracle_reference
+    config = _oracle_config(tmp_path)
+    _, ns = _oracle_module(tmp_path)
+    script = ns["oracle"](ns["solutions"](tmp_path / "pool.jsonl", EVAL))
+    used: list[list[str]] = []
+
+    def generator_for(model, seed):
+        used[-1].append(str(Path(model).relative_to(tmp_path / "out")))
+        return ScriptedGenerator(script, model)
+
+    paused = []
+    for _ in range(5):
+        used.append([])
+        result = run_iteration(load_config(config, out=tmp_path / "out"), generator_for=generator_for,
+                               progress=False, one_model=True)
+        paused.append(result.paused)
+        if result.paused is None:
+            break
+    assert [p is not None for p in paused] == [True, True, False]
+    assert [sorted(set(u)) for u in used] == [["base-model"], ["round-1/model"], ["round-2/model"]]
+    _assert_same(tmp_path / "out", ref_out)

@@ -18,6 +18,9 @@ def iterate_command(
                                                             "(docs/evaluation.md)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory (default: the config's `out`); "
                                                                 "running again resumes it."),
+    one_model: bool = typer.Option(False, "--one-model", help="Stop before a second model would generate in this "
+                                                              "process (vLLM does not reliably free GPU memory); "
+                                                              "rerun until it says done."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (and no progress bars)."),
 ) -> None:
     """Self-iteration: each round solves the training pools with the current model, keeps only
@@ -33,7 +36,7 @@ def iterate_command(
     check_writable_dir(cfg.out, "the output folder")
     progress, log = (False, None) if json_out else (None, typer.echo)
     with model_errors(cfg.settings.model):
-        result = run_iteration(cfg, progress=progress, log=log)
+        result = run_iteration(cfg, progress=progress, log=log, one_model=one_model)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -275,12 +275,35 @@ def _default_generator_for(cfg: IterateConfig) -> GeneratorFor:
     return make
 
 
+class Paused(Exception):
+    """One model per process (`one_model`): the next stage needs another model."""
+
+
+@dataclass
+class _Models:
+    one: bool
+    """Stop before a second model would be loaded: vLLM does not reliably free GPU memory within a process."""
+    loaded: str | None = None
+
+    def use(self, model: str, where: Path, selections: list[Any], names: list[str]) -> None:
+        from solve_in_lean.eval.run import RECORDS
+
+        pending = any(not (where / n / RECORDS).is_file() or len(_read_jsonl(where / n / RECORDS)) < len(s.items)
+                      for n, s in zip(names, selections))
+        if not pending:
+            return
+        if self.one and self.loaded not in (None, model):
+            raise Paused(model)
+        self.loaded = model
+
+
 def _run_all(cfg: IterateConfig, entries: list[EvalEntry], selections: list[Any], where: Path, model: str,
-             seed: int, generator_for: GeneratorFor, checker: Any, progress: bool | None) -> list[Any]:
+             seed: int, generator_for: GeneratorFor, checker: Any, progress: bool | None, models: _Models) -> list[Any]:
     """Each entry's run (eval.run.evaluate, resumed item by item) with the model in `model`."""
     from solve_in_lean.eval.run import evaluate
     from solve_in_lean.options import SamplingRule
 
+    models.use(model, where, selections, [e.name for e in entries])
     mcfg = cfg.settings.model_config(cache_by_default=False).with_overrides(model=model, seed=seed)
     auto = cfg.settings.auto_temperature
     runs = []
@@ -370,17 +393,19 @@ def _row(cfg: IterateConfig, r: int, runs: list[Any], previous: dict[str, Any] |
 
 
 def run_iteration(cfg: IterateConfig, *, generator_for: GeneratorFor | None = None, progress: bool | None = None,
-                  log: Callable[[str], None] | None = None) -> "IterationResult":
+                  log: Callable[[str], None] | None = None, one_model: bool = False) -> "IterationResult":
     """Run (or resume) every round up to `cfg.rounds`, as the run directory's only writer.
 
     `generator_for` builds the generator of a model folder; by default the [model] settings with
-    that folder. Writes OUT/iterate.json and the plots when the last round is done."""
+    that folder. Writes OUT/iterate.json and the plots. `one_model`: stop (result.paused says
+    where) before a second model would generate in this process; rerun to continue."""
     from solve_in_lean.runlock import RunLock
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     with RunLock(cfg.out):
         _claim(cfg)
-        return _rounds(cfg, generator_for or _default_generator_for(cfg), progress, log or (lambda _m: None))
+        return _rounds(cfg, generator_for or _default_generator_for(cfg), progress, log or (lambda _m: None),
+                       _Models(one_model))
 
 
 def _claim(cfg: IterateConfig) -> None:
@@ -409,7 +434,7 @@ def _base_model(cfg: IterateConfig, log: Callable[[str], None]) -> str:
 
 
 def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | None,
-            log: Callable[[str], None]) -> "IterationResult":
+            log: Callable[[str], None], models: _Models) -> "IterationResult":
     from solve_in_lean.eval.run import select_items
 
     evals = [select_items(e.task, e.data, fmt=e.format, split=e.split, limit=e.limit, seed=cfg.seed)
@@ -418,7 +443,7 @@ def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | No
     needs_lean = any(e.task in NEEDS_LEAN for e in cfg.evals + cfg.pools)
     checker = make_checker(cfg.settings) if needs_lean else None
     rows: list[dict[str, Any]] = []
-    stopped = None
+    stopped = paused = None
     try:
         if checker is not None:
             _check_headers(evals, cfg, checker)  # type: ignore[arg-type]  (reads .header and .settings)
@@ -431,7 +456,12 @@ def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | No
                 row = _read_json(done)
                 log(f"round {r}: done earlier ({rdir})")
             else:
-                row = _round(cfg, r, base, model, seen, held, evals, generator_for, checker, progress, log)
+                try:
+                    row = _round(cfg, r, base, model, seen, held, evals, generator_for, checker, progress, log, models)
+                except Paused as e:
+                    paused = f"round {r} needs the model {e} next; run again to continue (one model per process)"
+                    log(paused)
+                    break
                 row["previous"] = rows[-1]["round"] if rows else None
                 _write_json(done, row)
                 log(f"round {r}: " + ", ".join(f"{c} {_fmt(v)}" for c, v in row["values"].items()))
@@ -444,7 +474,7 @@ def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | No
     finally:
         if checker is not None:
             checker.close()
-    result = IterationResult(cfg.out, rows, stopped)
+    result = IterationResult(cfg.out, rows, stopped, paused)
     _write_json(cfg.out / ITERATION, result.to_dict())
     plot_rounds(result, cfg.out / "rounds.png")
     plot_round_heatmaps(result, cfg.out / "heatmaps.png")
@@ -452,9 +482,10 @@ def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | No
 
 
 def _round(cfg: IterateConfig, r: int, base: str, model: str, seen: set[str], held: HeldOut, evals: list[Any],
-           generator_for: GeneratorFor, checker: Any, progress: bool | None,
-           log: Callable[[str], None]) -> dict[str, Any]:
+           generator_for: GeneratorFor, checker: Any, progress: bool | None, log: Callable[[str], None],
+           models: _Models) -> dict[str, Any]:
     """One round's stages, each skipped when its result is already on disk."""
+    from solve_in_lean.eval.datasets import select
     from solve_in_lean.eval.run import select_items
 
     rdir = round_dir(cfg, r)
@@ -466,13 +497,14 @@ def _round(cfg: IterateConfig, r: int, base: str, model: str, seen: set[str], he
         if not (rdir / "collect.json").is_file():
             log(f"round {r}: generate: the model of round {r - 1} on the training pools")
             selections = []
-            for p in cfg.pools:
-                s = select_items(p.task, p.data, fmt=p.format, split=p.split, limit=p.limit, seed=cfg.seed + r)
-                selections.append(dataclasses.replace(s, items=[it for it in s.items if not held.excludes(it)]))
-                if left := len(s.items) - len(selections[-1].items):
+            for p in cfg.pools:  # evaluation items out first, then `limit` drawn from the rest
+                s = select_items(p.task, p.data, fmt=p.format, split=p.split, seed=cfg.seed + r)
+                eligible = [it for it in s.items if not held.excludes(it)]
+                selections.append(dataclasses.replace(s, items=select(eligible, p.limit, cfg.seed + r), limit=p.limit))
+                if left := len(s.items) - len(eligible):
                     log(f"round {r}: {p.name}: {left} pool items are evaluation items and were left out")
             runs = _run_all(cfg, cfg.pools, selections, rdir / "pool", model, cfg.seed + r, generator_for, checker,
-                            progress)
+                            progress, models)
             log(f"round {r}: collect: verified examples")
             new, stats = collect([(p.task, run) for p, run in zip(cfg.pools, runs)], held, seen)
             text = _jsonl(new)
@@ -494,7 +526,7 @@ def _round(cfg: IterateConfig, r: int, base: str, model: str, seen: set[str], he
         return {**row, "values": {}, "runs": {}, "delta": {}, "p_values": {}}
     log(f"round {r}: evaluate: {training['model']}")
     runs = _run_all(cfg, cfg.evals, evals, rdir / "eval", training["model"], cfg.seed, generator_for, checker,
-                    progress)
+                    progress, models)
     previous = _read_json(round_dir(cfg, r - 1) / "round.json") if r else None
     return {**row, **_row(cfg, r, runs, previous)}
 
@@ -511,6 +543,7 @@ class IterationResult:
     out: Path
     rows: list[dict[str, Any]]
     stopped: str | None = None
+    paused: str | None = None
     alpha: float = 0.05
 
     @property
@@ -542,16 +575,19 @@ class IterationResult:
                   if r["round"] and r["training"]["skipped"]]
         if self.stopped:
             notes.append(f"stopped: {self.stopped}")
+        if self.paused:
+            notes.append(f"paused: {self.paused}")
         return text_table(lines) + "\n" + "\n".join(notes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "columns": self.columns, "rounds": self.rows, "stopped": self.stopped,
-                "alpha": self.alpha, "plots": [str(self.out / "rounds.png"), str(self.out / "heatmaps.png")]}
+                "paused": self.paused, "done": self.paused is None, "alpha": self.alpha,
+                "plots": [str(self.out / "rounds.png"), str(self.out / "heatmaps.png")]}
 
     @classmethod
     def load(cls, out: str | Path) -> "IterationResult":
         data = _read_json(Path(out) / ITERATION)
-        return cls(Path(out), data["rounds"], data.get("stopped"), data.get("alpha", 0.05))
+        return cls(Path(out), data["rounds"], data.get("stopped"), data.get("paused"), data.get("alpha", 0.05))
 
 
 def is_iteration(path: str | Path) -> bool:
