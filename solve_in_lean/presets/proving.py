@@ -115,7 +115,8 @@ def prove(problem: FormalProblem, generator: Generator, checker: LeanChecker, *,
             prompts = [preset.render("lean_repair", **fields, code=latest[i].code, round=round_ - 1,
                                      errors=latest[i].lean.get("feedback", "")) for i in failed]
             texts = [row[0] for row in _generate(generator, preset, "lean_repair", prompts, params, 1)]
-            check(texts, round_, [result.attempts.index(latest[i]) for i in failed], failed)
+            where = {id(a): j for j, a in enumerate(result.attempts)}
+            check(texts, round_, [where[id(latest[i])] for i in failed], failed)
         result.correct_by_round.append(_solved(result))
     verified = [a for a in result.attempts if a.verified]
     result.verified, result.proof = bool(verified), verified[0].code if verified else None
