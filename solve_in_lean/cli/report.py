@@ -13,7 +13,8 @@ from solve_in_lean.errors import InputError
 
 @app.command("report")
 def report_command(
-    run_dirs: list[str] = typer.Argument(..., help="Run directories written by `lean-solve eval`."),
+    run_dirs: list[str] = typer.Argument(..., help="Run directories written by `lean-solve eval` (or "
+                                                        "one `lean-solve iterate` directory: plots per round)."),
     out: Optional[str] = typer.Option(None, "--out", "-o",
                                       help="Folder for report.json and the PNGs (default: RUN_DIR/report for "
                                            "one run, ./report for several)."),
@@ -32,7 +33,9 @@ def report_command(
 
     if not 0 < alpha < 1:
         raise InputError("--alpha must be between 0 and 1")
-    for run_dir in run_dirs:
+    from solve_in_lean.eval.iterate import is_iteration
+
+    for run_dir in run_dirs if not (len(run_dirs) == 1 and is_iteration(run_dirs[0])) else []:
         load_run(run_dir).records()  # not a run, or a damaged records file: one sentence before any work
     target = Path(out) if out else Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("report")
     check_writable_dir(target, "the report folder")

@@ -160,6 +160,10 @@ def plot_difference(labels: tuple[str, str], comparisons: dict[str, PairedCompar
 def report(run_dirs: list[str | Path], out_dir: str | Path, *, alpha: float = 0.05) -> dict[str, Any]:
     """Table, comparison (exactly two runs of one task) and plots; writes report.json and PNGs to
     `out_dir` and returns what it wrote."""
+    from solve_in_lean.eval.iterate import is_iteration, iteration_report
+
+    if len(run_dirs) == 1 and is_iteration(run_dirs[0]):  # `lean-solve iterate` output: plots per round
+        return iteration_report(run_dirs[0], out_dir)
     runs = [load_run(d) for d in run_dirs]
     metrics = [r.metrics() for r in runs]
     out = Path(out_dir)
