@@ -163,7 +163,7 @@ def test_transfer_command_writes_a_matrix_and_a_heatmap(kernel, tmp_path):
 @pytest.mark.parametrize("name", ["transfer_tiny.toml", "transfer_7b.toml"])
 def test_example_configs_are_valid(name):
     cfg = load_config(ROOT / "examples" / name)
-    assert {e.task for e in cfg.evals} == {"cot", "lean-solve", "formalize", "backtranslate", "prove"}
+    assert {e.task for e in cfg.evals} >= {"cot", "lean-solve", "formalize", "backtranslate", "prove"}
     assert len(cfg.mixtures) >= 3
     if name == "transfer_tiny.toml":  # the 7B config names data the user provides
         assert all(p.exists() for paths in cfg.data.values() for p in paths)
