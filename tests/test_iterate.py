@@ -386,3 +386,11 @@ def test_one_model_per_process_pauses_before_each_new_model_and_ends_the_same(or
     assert [p is not None for p in paused] == [True, True, False]
     assert [sorted(set(u)) for u in used] == [["base-model"], ["round-1/model"], ["round-2/model"]]
     _assert_same(tmp_path / "out", ref_out)
+
+
+def test_the_gpu_example_config_is_valid():
+    from solve_in_lean.eval.iterate import load_config
+
+    cfg = load_config(ROOT / "examples" / "iterate_7b.toml")
+    assert cfg.rounds == 3 and cfg.train.method == "lora" and cfg.settings.model.backend == "vllm"
+    assert {p.task for p in cfg.pools} == {"cot", "lean-solve", "formalize", "prove"}
