@@ -10,7 +10,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = {
     "01_quickstart.ipynb": ["verified: True | answer Lean computed: N.four", "verified: False",
-                             "attempt 0: verified=False"],
+                             "attempt 0: verified=False", "answer 4: verdict: confirmed (proof)",
+                             "answer 3: verdict: unknown"],
     "02_formalize_and_inspect.ipynb": ["No candidate elaborated", "Unknown identifier `one`",
                                        "the reference statement elaborates: True"],
     "03_transfer.ipynb": ["base (absolute)", "image/png", "mcnemar-exact"],
