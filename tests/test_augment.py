@@ -136,6 +136,104 @@ def test_a_program_that_no_longer_verifies_is_dropped_with_leans_reason(kernel):
     assert len(augment(item(p), kernel, k=3, header=MINI_PRELUDE)["problems"]) == 3
 
 
+# --- model-written problems (a scripted generator, named as such: given completions, not a model) -----
+
+def _formalize(prompt, index):
+    """Answer a formalize prompt as a model might: the two-step shape over the numbers of the problem."""
+    import re
+
+    text = prompt[-1]["content"]
+    nums = [numeral(int(n)) for n in re.findall(r"\d+", text)]
+    term = f"N.mul {_p(nums[0])} {_p(nums[1])}"
+    for n in nums[2:]:
+        term = f"N.add ({term}) {_p(n)}"
+    return ("```lean\nabbrev shells_answer : N := sorry\n"
+            f"theorem shells (x : N) (h : Eq x ({term})) : Eq x shells_answer := by sorry\n```")
+
+
+def _p(t: str) -> str:
+    return f"({t})" if " " in t else t
+
+
+def _fill(prompt, index):
+    """Answer a lean_solve prompt: the answer is the hypothesis' computation, the proof the hypothesis."""
+    stmt = prompt[-1]["content"].split("```lean\n")[1].split("```")[0]
+    name = stmt.split("abbrev ")[1].split(" ")[0]
+    hyp = stmt.split("(h : Eq x (")[1].split(")) :")[0]
+    return ("```lean\n" + stmt.replace(f"abbrev {name} : N := sorry", f"noncomputable abbrev {name} : N := {hyp}")
+            .replace(":= by sorry", ":= h") + "```")
+
+
+def scripted(**answers):
+    from scripting import by_task
+    from solve_in_lean.models.scripted import ScriptedGenerator
+
+    return ScriptedGenerator(by_task({"formalize": _formalize, "lean_solve": _fill, "backtranslate": "shells",
+                                      "judge": "Verdict: yes", "cot": "The answer is 14.", **answers}))
+
+
+def _pipeline():
+    from solve_in_lean.models.base import SamplingParams
+    from solve_in_lean.options import SolveOptions
+    from solve_in_lean.pipeline import PipelineConfig
+
+    return SamplingParams(temperature=0.5, max_new_tokens=64), PipelineConfig(
+        options=SolveOptions(samples=1, rounds=0, formalize_samples=1, cot_samples=1), header=MINI_PRELUDE,
+        explain_with_model=False)
+
+
+SOURCE = make_problem("two-step", 0, (3, 4, 2), id="src", name="Ann", other="Tom", obj="shells")
+
+
+def test_rephrase_is_kept_only_with_the_same_verified_answer(kernel):
+    from solve_in_lean.augment.generative import augment as generative
+
+    same = "Ann carries 3 bags holding 4 shells each, plus 2 shells in a pocket. How many shells does Ann have?"
+    changed = "Ann carries 5 bags holding 4 shells each, plus 2 shells in a pocket. How many shells does Ann have?"
+    params, cfg = _pipeline()
+    gen = scripted(augment_rephrase=[same, changed, SOURCE.question])
+    result = generative(item(SOURCE), "rephrase", gen, kernel, k=3, params=params, cfg=cfg)
+    assert [r["question"] for r in result["problems"]] == [same]
+    row = result["problems"][0]
+    assert prelude_value(row["answer"]) == 14 and row["provenance"]["source_id"] == "src"
+    assert "same answer as the source" in row["provenance"]["certified"]
+    assert "re-verified" in row["provenance"]["certified"] and row["provenance"]["cot_agrees"] is True
+    reasons = [d["reason"] for d in result["dropped"]]
+    assert any("not the source's" in r for r in reasons) and "the model copied the source problem" in reasons
+
+
+def test_harder_and_from_lean_are_kept_after_the_loop_verifies(kernel):
+    from solve_in_lean.augment.generative import augment as generative
+
+    params, cfg = _pipeline()
+    harder = ("Ann has 3 bags with 4 shells in each bag and 2 more shells in a pocket, then finds 5 shells. "
+              "How many shells does Ann have?")
+    result = generative(item(SOURCE), "harder", scripted(augment_harder=harder, cot="The answer is 19."), kernel,
+                        k=1, params=params, cfg=cfg)
+    row = result["problems"][0]
+    assert prelude_value(row["answer"]) == 19 and row["provenance"]["cot_agrees"] is True
+    assert row["provenance"]["certified"].startswith("formalize -> solve -> verify")
+    # from-lean: the word problem's answer must be the statement's (14); a wrong story is dropped
+    story, wrong = ("Tom packs 3 boxes of 4 shells and adds 2 loose shells. How many shells are there?",
+                    "Tom packs 3 boxes of 4 shells and adds 6 loose shells. How many shells are there?")
+    result = generative(item(SOURCE), "from-lean", scripted(augment_from_lean=[story, wrong]), kernel, k=2,
+                        params=params, cfg=cfg)
+    assert [r["question"] for r in result["problems"]] == [story]
+    assert "not the source's" in result["dropped"][0]["reason"]
+
+
+def test_model_modes_skip_sources_they_cannot_certify(kernel):
+    from solve_in_lean.augment.generative import augment as generative
+
+    params, cfg = _pipeline()
+    gen = scripted(formalize="no Lean here", formalize_repair="none", cot="The answer is 3.")
+    result = generative({"id": "q", "question": "Sam has 3 pens. How many pens?"}, "rephrase", gen, kernel, k=1,
+                        params=params, cfg=cfg)
+    assert "no Lean-verified answer" in result["skipped"] and result["problems"] == []
+    assert "no Lean statement" in generative({"id": "q", "question": "x"}, "from-lean", gen, kernel, k=1,
+                                             params=params, cfg=cfg)["skipped"]
+
+
 # --- the command, end to end -----------------------------------------------------------------
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -175,6 +273,25 @@ def test_command_end_to_end_resumes_and_keeps_test_items_out(kernel, tmp_path):
     assert third.returncode == 0, third.stderr
     assert first_row["question"] not in out2.read_text()
     assert any("evaluation split" in reason for reason in json.loads(third.stdout)["dropped"])
+
+
+def test_command_with_the_tiny_model_ends_cleanly(kernel, tiny_model_dir, tmp_path, torch_one_thread):
+    """The real transformers path: the tiny model writes gibberish, so nothing is certified and
+    every dropped variant says why; the run still finishes and resumes."""
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    src = tmp_path / "src.jsonl"
+    src.write_text(json.dumps(SOURCE.to_row("lean")) + "\n")
+    out = tmp_path / "new.jsonl"
+    args = ["-i", str(src), "-m", "rephrase", "-k", "1", "-o", str(out), "-b", "kernel", "--header", str(header),
+            "--model", str(tiny_model_dir), "--model-backend", "transformers", "-n", "1", "--formalize-samples", "1",
+            "--cot-samples", "0", "--rounds", "0", "--max-new-tokens", "8", "--no-judge", "--json"]
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["kept"] == 0 and sum(summary["dropped"].values()) == 1 and summary["errors"] == 0
+    assert out.read_text() == ""
+    assert json.loads(cli(*args).stdout)["resumed"] == 1
 
 
 @pytest.mark.parametrize("args, says", [
