@@ -191,7 +191,7 @@ def test_rephrase_is_kept_only_with_the_same_verified_answer(kernel):
     same = "Ann carries 3 bags holding 4 shells each, plus 2 shells in a pocket. How many shells does Ann have?"
     changed = "Ann carries 5 bags holding 4 shells each, plus 2 shells in a pocket. How many shells does Ann have?"
     params, cfg = _pipeline()
-    gen = scripted(augment_rephrase=[same, changed, SOURCE.question])
+    gen = scripted(rephrase_problem=[same, changed, SOURCE.question])
     result = generative(item(SOURCE), "rephrase", gen, kernel, k=3, params=params, cfg=cfg)
     assert [r["question"] for r in result["problems"]] == [same]
     row = result["problems"][0]
@@ -208,7 +208,7 @@ def test_harder_and_from_lean_are_kept_after_the_loop_verifies(kernel):
     params, cfg = _pipeline()
     harder = ("Ann has 3 bags with 4 shells in each bag and 2 more shells in a pocket, then finds 5 shells. "
               "How many shells does Ann have?")
-    result = generative(item(SOURCE), "harder", scripted(augment_harder=harder, cot="The answer is 19."), kernel,
+    result = generative(item(SOURCE), "harder", scripted(harder_problem=harder, cot="The answer is 19."), kernel,
                         k=1, params=params, cfg=cfg)
     row = result["problems"][0]
     assert prelude_value(row["answer"]) == 19 and row["provenance"]["cot_agrees"] is True
@@ -216,7 +216,7 @@ def test_harder_and_from_lean_are_kept_after_the_loop_verifies(kernel):
     # from-lean: the word problem's answer must be the statement's (14); a wrong story is dropped
     story, wrong = ("Tom packs 3 boxes of 4 shells and adds 2 loose shells. How many shells are there?",
                     "Tom packs 3 boxes of 4 shells and adds 6 loose shells. How many shells are there?")
-    result = generative(item(SOURCE), "from-lean", scripted(augment_from_lean=[story, wrong]), kernel, k=2,
+    result = generative(item(SOURCE), "from-lean", scripted(lean_to_problem=[story, wrong]), kernel, k=2,
                         params=params, cfg=cfg)
     assert [r["question"] for r in result["problems"]] == [story]
     assert "not the source's" in result["dropped"][0]["reason"]

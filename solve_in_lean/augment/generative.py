@@ -28,7 +28,7 @@ from solve_in_lean.prompts import get_prompt
 from solve_in_lean.solve import target_of
 from solve_in_lean.verify import verify
 
-PROMPTS = {"rephrase": "augment_rephrase", "harder": "augment_harder", "from-lean": "augment_from_lean"}
+PROMPTS = {"rephrase": "rephrase_problem", "harder": "harder_problem", "from-lean": "lean_to_problem"}
 
 
 def same_value(a: str | None, b: str | None) -> bool:
