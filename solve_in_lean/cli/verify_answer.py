@@ -49,7 +49,6 @@ def verify_answer(
     Exit 0 when confirmed, 1 when refuted or unknown, 2 when it could not run (bad input, no
     model, no Lean).
     """
-    from solve_in_lean.pipeline import PipelineConfig
     from solve_in_lean.settings import make_checker
     from solve_in_lean.verifier.run import verify_answer as run
 
@@ -63,7 +62,6 @@ def verify_answer(
     checker = make_checker(settings)
     with checker:
         check_header(checker, header_text, settings.solve.timeout_s)
-        cfg = PipelineConfig(options=settings.solve, header=header_text, policy=settings.lean.policy())
         if statement_text is not None:  # a bad statement or answer is refused before the model loads
             from solve_in_lean.verifier.run import given_statement
             from solve_in_lean.verifier.values import lean_term
@@ -72,8 +70,8 @@ def verify_answer(
                                               settings.solve.timeout_s).answer_type)
         mcfg, generator = make_generator(settings)
         with generator, model_errors(mcfg):
-            rec = run(text, answer, generator, checker, params=mcfg.sampling, cfg=cfg, statement=statement_text,
-                      solution=solution)
+            rec = run(text, answer, generator, checker, params=mcfg.sampling, options=settings.solve,
+                      header=header_text, policy=settings.lean.policy(), statement=statement_text, solution=solution)
     if json_out:
         print_json(rec)
     else:

@@ -12,8 +12,9 @@ from autoformalize.statement import StatementError
 from solve_in_lean.errors import InputError
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
-from solve_in_lean.pipeline import PipelineConfig
+from solve_in_lean.options import SolveOptions
 from solve_in_lean.verifier.answer import check_answer
+from solve_in_lean.verify import Policy
 
 
 def given_statement(question: str, statement: str, header: str, checker: LeanChecker,
@@ -36,19 +37,19 @@ def given_statement(question: str, statement: str, header: str, checker: LeanChe
 
 
 def verify_answer(question: str, answer: str, generator: Generator, checker: LeanChecker, *,
-                  params: SamplingParams, cfg: PipelineConfig, statement: str | None = None,
-                  solution: str | None = None) -> dict[str, Any]:
-    """The record of one check: statement (given or formalized), verdict, evidence, timings."""
-    o = cfg.options
+                  params: SamplingParams, options: SolveOptions, header: str, policy: Policy,
+                  statement: str | None = None, solution: str | None = None) -> dict[str, Any]:
+    """The record of one check: statement (given or formalized under `header`), verdict, evidence, timings."""
+    o = options
     start = time.perf_counter()
     record: dict[str, Any] = {"question": question, "answer": answer, "stages": {}}
     if statement is not None:
-        problem: FormalProblem | None = given_statement(question, statement, cfg.header, checker, o.timeout_s)
+        problem: FormalProblem | None = given_statement(question, statement, header, checker, o.timeout_s)
         record["statement_from"] = "given"
     else:
         o.check_problem(question)
         fres = formalize(question, generator, checker, params=params, k=o.formalize_samples, rounds=o.rounds,
-                         kind="compute", header=cfg.header, id="problem", judge=o.judge, timeout_s=o.timeout_s)
+                         kind="compute", header=header, id="problem", judge=o.judge, timeout_s=o.timeout_s)
         record["stages"]["formalize"] = fres.to_dict()
         problem = fres.best.problem if fres.best else None
         record["statement_from"] = "formalized"
@@ -60,7 +61,7 @@ def verify_answer(question: str, answer: str, generator: Generator, checker: Lea
                                "the answer"])
     else:
         record["formal"] = problem.to_dict()
-        res = check_answer(problem, answer, generator, checker, params=params, options=o, policy=cfg.policy,
+        res = check_answer(problem, answer, generator, checker, params=params, options=o, policy=policy,
                            solution=solution)
         record.update(res.to_dict())
     record["timings"] = {"total_s": time.perf_counter() - start}
