@@ -71,6 +71,16 @@ def test_decimal_numerals_follow_the_english():
     assert len(claimed) == 1
 
 
+def test_a_division_that_stops_being_exact_is_caught_in_the_text():
+    from solve_in_lean.augment.numbers import _floored, _inexact, _whole
+
+    assert _inexact("abbrev a : ℕ := 48 + 48 / 2") is None and _inexact("x := 51 + 51 / 2") == "51 / 2"
+    # a division of a variable: Lean floors it in ℕ, so a numbers variant over ℕ is not trusted
+    assert _floored("h₁ : may = april / 2") and _floored("(a + b) / 2")
+    assert not _floored("abbrev a : ℕ := 48 + 48 / 2 -- april / 2 in a comment")
+    assert _whole("72") and _whole("N.four.add N.two") and not _whole("51/2") and not _whole(None)
+
+
 def test_sources_without_a_program_or_statement_are_skipped_with_the_reason():
     assert "no verified Lean program" in source_of({"id": "a", "question": "q 3",
                                                     "formal": {"kind": "compute", "statement": "x"}})

@@ -16,6 +16,7 @@ number of the problem, so each new number is still read back to exactly one old 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -159,11 +160,55 @@ def augment(item: dict[str, Any], checker: LeanChecker, *, k: int, header: str, 
             why = ["Lean verified the program but printed no answer to certify"]
         if v.verified and cheap_checks(fp).coverage < coverage:
             why = ["a changed number of the English is no longer found in the statement"]
+        if v.verified and (inexact := _inexact(t["statement"] + "\n" + t["program"])) and not _inexact(
+                src.formal.statement + "\n" + src.program):
+            why = [f"a division of numerals is no longer exact ({inexact})"]
+        if v.verified and src.formal.answer_type in ("ℕ", "ℤ") and _floored(t["statement"] + "\n" + t["program"]):
+            why = ["the statement divides a variable in ℕ or ℤ, which Lean floors: with new numbers the "
+                   "division may leave a remainder the English does not allow, and Lean cannot say so"]
+        if v.verified and _whole(item.get("answer")) and v.answer and not _whole(v.answer):
+            why = [f"the answer is no longer a whole number ({' '.join(v.answer.split())})"]
         if why:
             dropped.append({"variant": i, "changes": changes, "reason": "; ".join(why)})
             continue
         kept.append(_row(src, fp, t, changes, v))
     return {"mode": MODE, "source_id": src.id, "problems": kept, "dropped": dropped}
+
+
+_DIVISION = re.compile(r"(?<![\w.])(\d+)\s*/\s*(\d+)(?![\w.])")
+
+
+def _inexact(text: str) -> str | None:
+    """The first division of two numerals that leaves a remainder (Lean's ℕ division would floor it)."""
+    for m in _DIVISION.finditer(text):
+        a, b = int(m.group(1)), int(m.group(2))
+        if b and a % b:
+            return m.group(0)
+    return None
+
+
+_COMMENT = re.compile(r"/-.*?-/|--[^\n]*", re.S)
+_LEFT = re.compile(r"([\w.'₀-₉]+|\))\s*$")
+_RIGHT = re.compile(r"\s*([\w.'₀-₉]+|\()")
+
+
+def _floored(text: str) -> bool:
+    """Some division in the text has an operand that is not a numeral (its exactness is unknown)."""
+    text = _COMMENT.sub(" ", text)
+    for m in re.finditer(r"(?<!/)/(?!/)", text):
+        left, right = _LEFT.search(text[:m.start()]), _RIGHT.match(text, m.end())
+        if left and right and not (left.group(1).isdigit() and right.group(1).isdigit()):
+            return True
+    return False
+
+
+def _whole(answer: Any) -> bool:
+    """The answer reads as a whole number (a decimal integer, or a prelude term)."""
+    if not isinstance(answer, str):
+        return False
+    text = " ".join(answer.split())
+    value = parse_lean_value(text) or text
+    return bool(re.fullmatch(r"-?\d+", value)) or prelude_value(text) is not None
 
 
 def _row(src: Source, fp: FormalProblem, texts: dict[str, str], changes: dict[str, int], verdict: Any) -> dict:
