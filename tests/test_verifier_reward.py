@@ -63,6 +63,8 @@ def scripted_rerank_model(reward_yes: set[str], **by_claim: str) -> ScriptedGene
         if "Claim:" in text:
             claim = text.split("Claim:", 1)[1].split("\n", 1)[0]
             return next((c for key, c in by_claim.items() if key in claim), "no proof")
+        if text.rstrip().endswith("Is the new step correct?"):  # the process reward model dislikes 2 + 1 = 3
+            return "no" if "New step: 2 + 1 = 3." in text else "yes"
         if text.rstrip().endswith("Is the final answer correct?"):
             solution = text.split("Solution:", 1)[1]
             return "yes" if any(f"answer is {a}." in solution for a in reward_yes) else "no"
@@ -88,11 +90,13 @@ def test_rerank_best_of_n_by_each_rule_with_lean_labels(kernel, item):
     assert [c["lean_verdict"] for c in rec["candidates"]] == ["confirmed", "refuted", "confirmed"]
     assert [c["orm_label"] for c in rec["candidates"]] == [True, False, True]
     assert [c["lrm"] for c in rec["candidates"]] == [1.0, 0.0, 1.0]
-    assert rec["picks"] == {"reward": "3", "majority": "4", "lean": "4"}  # this reward model likes the wrong one
-    assert rec["scores"] == {"best_of_n:reward": False, "best_of_n:majority": True, "best_of_n:lean": True,
-                             "pass@n": True}
+    assert rec["picks"] == {"reward": "3", "prm": "4", "majority": "4", "lean": "4"}  # the orm likes the wrong one
+    assert [c["prm_reward"] for c in rec["candidates"]] == [1.0, 0.0, 1.0]
+    assert rec["scores"] == {"best_of_n:reward": False, "best_of_n:prm": True, "best_of_n:majority": True,
+                             "best_of_n:lean": True, "pass@n": True}
     metrics = task_metrics("rerank", [rec], ctx(gen, kernel).options)
     assert metrics["auroc"]["reward"]["value"] == 0.0 and metrics["auroc"]["lrm"]["value"] == 1.0
+    assert metrics["auroc"]["prm_reward"]["value"] == 1.0
     assert metrics["metrics"]["best_of_n:lean"]["value"] == 1.0
 
 

@@ -320,7 +320,7 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
                            "determinate_rate"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"],
-            "rerank": ["best_of_n:reward", "best_of_n:majority", "best_of_n:lean", "pass@n"]}[task]
+            "rerank": ["best_of_n:reward", "best_of_n:prm", "best_of_n:majority", "best_of_n:lean", "pass@n"]}[task]
 
 
 def item_scores(record: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -346,5 +346,5 @@ def task_metrics(task: str, records: list[dict[str, Any]], options: TaskOptions,
         from solve_in_lean.verifier.rerank import auroc_groups
 
         out["auroc"] = {score: auroc_estimate(auroc_groups(records, score), confidence).to_dict()
-                        for score in ("reward", "lrm")}
+                        for score in ("reward", "prm_reward", "lrm")}
     return out

@@ -2,6 +2,7 @@
 by each rule, and every candidate labelled for the AUROC and for reward-model training data.
 
     reward     the candidate the reward model (orm prompt, P("yes")) scores highest (first on ties)
+    prm        the same with the process reward: the lowest P("yes") over the candidate's steps
     majority   the most frequent answer among the candidates
     lean       the most frequent answer among those Lean confirmed (none confirmed: no answer)
 Candidates carry: answer, correct (against the reference), Lean's verdict (items with a compute
@@ -23,10 +24,10 @@ from solve_in_lean.options import SolveOptions
 from solve_in_lean.solve import chain_of_thought
 from solve_in_lean.verifier.answer import check_answer
 from solve_in_lean.verifier.reward import (lrm_score, orm_label, outcome_rewards, prm_labels, same_answer,
-                                           split_steps)
+                                           split_steps, step_rewards)
 from solve_in_lean.verify import Policy
 
-RULES = ("reward", "majority", "lean")
+RULES = ("reward", "prm", "majority", "lean")
 
 
 def rerank_item(item: dict[str, Any], problem: FormalProblem | None, generator: Generator,
@@ -37,20 +38,22 @@ def rerank_item(item: dict[str, Any], problem: FormalProblem | None, generator: 
     _, _, texts = chain_of_thought(question, generator, params=params, k=options.samples)
     answers = [_answer(t) for t in texts]
     rewards = outcome_rewards(generator, question, texts, params=params)
+    process = [_lowest(step_rewards(generator, question, split_steps(t), params=params)) for t in texts]
     verdicts = _lean_verdicts(problem, answers, generator, checker, params, options, policy)
     confirmed = [a for a in answers if a is not None and verdicts.get(a, {}).get("verdict") == "confirmed"]
     target = Counter(confirmed).most_common(1)[0][0] if confirmed else reference
     candidates = []
-    for text, answer, reward in zip(texts, answers, rewards):
+    for text, answer, reward, prm_reward in zip(texts, answers, rewards, process):
         verdict = verdicts.get(answer, {}).get("verdict") if answer is not None else None
-        cand = {"solution": text, "answer": answer, "reward": reward, "lean_verdict": verdict,
+        cand = {"solution": text, "answer": answer, "reward": reward, "prm_reward": prm_reward, "lean_verdict": verdict,
                 "lrm": lrm_score(verdict), "orm_label": orm_label(answer, lean_verdict=verdict, reference=reference),
                 "correct": None if reference is None else same_answer(answer, reference)}
         if rollouts and target is not None:
             cand["prm"] = prm_labels(generator, question, split_steps(text), target, params=params,
                                      rollouts=rollouts)
         candidates.append(cand)
-    picks = {"reward": _by_reward(candidates), "majority": _majority(answers),
+    picks = {"reward": _by_reward(candidates, "reward"), "prm": _by_reward(candidates, "prm_reward"),
+             "majority": _majority(answers),
              "lean": Counter(confirmed).most_common(1)[0][0] if confirmed else None}
     scores: dict[str, Any] = {f"best_of_n:{rule}": None if reference is None else same_answer(pick, reference)
                               for rule, pick in picks.items()}
@@ -83,8 +86,14 @@ def _lean_verdicts(problem: FormalProblem | None, answers: list[str | None], gen
     return out
 
 
-def _by_reward(candidates: list[dict[str, Any]]) -> str | None:
-    scored = [(c["reward"], -i) for i, c in enumerate(candidates) if c["reward"] is not None]
+def _lowest(scores: list[float | None]) -> float | None:
+    """A solution is as good as its worst step (the usual PRM aggregate); None without any score."""
+    present = [s for s in scores if s is not None]
+    return min(present) if present else None
+
+
+def _by_reward(candidates: list[dict[str, Any]], key: str) -> str | None:
+    scored = [(c[key], -i) for i, c in enumerate(candidates) if c[key] is not None]
     return candidates[-max(scored)[1]]["answer"] if scored else None
 
 
