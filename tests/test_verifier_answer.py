@@ -136,3 +136,12 @@ def test_certify_reports_both_certificates(kernel, problem):
 def test_an_answer_that_is_not_one_term_is_refused_before_lean(problem, bad):
     with pytest.raises(InputError):
         check_answer(problem, bad, ScriptedGenerator([]), None, params=PARAMS, options=OPTS)
+
+
+def test_the_informal_solution_reaches_the_prover(kernel, problem):
+    gen = prover(**{"answer is 4": lean(CONFIRM)})
+    check_answer(problem, "4", gen, kernel, params=PARAMS, options=OPTS, compute=False,
+                 solution="Two and two make four. The answer is 4.")
+    asked = [p[-1]["content"] for p in gen.prompts]
+    assert len(asked) == 2 and all("Informal solution: Two and two make four." in a for a in asked)
+    assert "Claim: the answer is 4" in asked[0] and "Claim: the answer is not 4" in asked[1]
