@@ -15,6 +15,8 @@ EXPECTED = {
     "02_formalize_and_inspect.ipynb": ["No candidate elaborated", "Unknown identifier `one`",
                                        "the reference statement elaborates: True"],
     "03_transfer.ipynb": ["base (absolute)", "image/png", "mcnemar-exact", "round 2: 0 verified examples"],
+    "04_augment.ipynb": ["certified answer 56", "kept: 0 | dropped: error", "ambiguous", "kept: Ann carries 3 bags",
+                         "not the source's"],
 }
 
 
