@@ -85,6 +85,11 @@ def test_sources_without_a_program_or_statement_are_skipped_with_the_reason():
     assert "no verified Lean program" in source_of({"id": "a", "question": "q 3",
                                                     "formal": {"kind": "compute", "statement": "x"}})
     assert "no compute statement" in source_of({"id": "a", "question": "q 3", "proof": "x"})
+    # a `lean-solve solve` record, read back as a problem file, brings its verified code as `lean_code`
+    stmt = "abbrev a_answer : N := sorry\ntheorem a (x : N) (h : Eq x N.two) : Eq x a_answer := by sorry\n"
+    solved = own_item({"id": "a", "question": "Sam has 2 pens.", "formal": {"kind": "compute", "statement": stmt},
+                       "lean_code": "noncomputable abbrev a_answer : N := N.two\n..."}, 1, "results")
+    assert source_of(solved).program.startswith("noncomputable abbrev a_answer")
 
 
 def test_dedup_by_normalized_text():
@@ -283,6 +288,10 @@ def test_command_end_to_end_resumes_and_keeps_test_items_out(kernel, tmp_path):
     assert third.returncode == 0, third.stderr
     assert first_row["question"] not in out2.read_text()
     assert any("evaluation split" in reason for reason in json.loads(third.stdout)["dropped"])
+    # and a resumed run applies a newly given split to the problems it made before
+    fourth = cli(*common, "--exclude", str(leaked), "-o", str(out))
+    assert json.loads(fourth.stdout)["resumed"] == 10 and first_row["question"] not in out.read_text()
+    assert len(out.read_text().splitlines()) == len(before.splitlines()) - 1
 
 
 def test_command_with_the_tiny_model_ends_cleanly(kernel, tiny_model_dir, tmp_path, torch_one_thread):

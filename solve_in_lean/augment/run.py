@@ -2,9 +2,10 @@
 
 The log (`NEW.log.jsonl` beside `--output NEW.jsonl`) goes through the one batch runner
 (batch.py), so a killed run resumes where it stopped; each record keeps the source id, the mode,
-the new problems with their Lean evidence, and every dropped variant with its reason. The new
-problems file is rewritten from the log at the end of every run: the kept problems in source
-order, each question and statement once, none repeating the source set or an evaluation split.
+the certified new problems with their Lean evidence, and every dropped variant with its reason.
+The new problems file is rewritten from the log at the end of every run: the certified problems
+in source order, each question and statement once, none repeating the source set or an
+evaluation split given to this run.
 """
 
 from __future__ import annotations
@@ -54,20 +55,9 @@ def run(items: list[dict[str, Any]], output: str | Path, augment_one: Callable[[
     log = log_path(output)
     _check_config(log, config)
 
-    def one(item: dict[str, Any]) -> dict[str, Any]:
-        record = augment_one(item)
-        kept = []
-        for row in record["problems"]:
-            clash = seen.clash(row)
-            if clash is None:
-                kept.append(row)
-            else:
-                record["dropped"].append({"id": row["id"], "reason": f"duplicate: {clash}"})
-        return {**record, "problems": kept, "config": config}
-
-    summary = run_batch(items, log, one, description=f"augmenting ({config['mode']})", progress=progress,
-                        retry_errors=retry_errors)
-    return _write(summary, output)
+    summary = run_batch(items, log, lambda item: {**augment_one(item), "config": config},
+                        description=f"augmenting ({config['mode']})", progress=progress, retry_errors=retry_errors)
+    return _write(summary, output, seen)
 
 
 def _check_config(log: Path, config: dict[str, Any]) -> None:
@@ -81,8 +71,9 @@ def _check_config(log: Path, config: dict[str, Any]) -> None:
                              f"{json.dumps(config, sort_keys=True)}; give another --output or delete the log")
 
 
-def _write(summary: BatchSummary, output: str | Path) -> AugmentSummary:
-    """The new problems file from the log: in source order, each question and statement once."""
+def _write(summary: BatchSummary, output: str | Path, seen: Seen) -> AugmentSummary:
+    """The new problems file from the log: in source order, each question and statement once, none in
+    `seen` (checked here, at every run, so a rerun with another --exclude applies it to resumed items)."""
     out = AugmentSummary(sources=summary.total, resumed=summary.resumed, kept=0, errors=summary.errors)
     within = Seen()
     rows = []
@@ -95,7 +86,7 @@ def _write(summary: BatchSummary, output: str | Path) -> AugmentSummary:
             reason = _short(d["reason"])
             out.dropped[reason] = out.dropped.get(reason, 0) + 1
         for row in record["problems"]:
-            clash = within.clash(row)
+            clash = seen.clash(row) or within.clash(row)
             if clash is not None:
                 reason = f"duplicate: {clash}"
                 out.dropped[reason] = out.dropped.get(reason, 0) + 1
