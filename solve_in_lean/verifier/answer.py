@@ -25,11 +25,9 @@ from solve_in_lean.solve import SolveResult, solve_formal
 from solve_in_lean.verifier.determinacy import Determinacy, certify
 from solve_in_lean.verifier.goals import first_proof, prove_goals
 from solve_in_lean.verifier.statements import confirm_goal, refute_goal
-from solve_in_lean.verifier.values import lean_term, same_number
+from solve_in_lean.errors import InputError
+from solve_in_lean.verifier.values import lean_term, number_of, same_number
 from solve_in_lean.verify import Policy
-
-VERDICTS = ("confirmed", "refuted", "unknown")
-
 
 @dataclass
 class AnswerCheck:
@@ -118,3 +116,18 @@ def _first_reason(attempts: list) -> str:
         if a.reasons:
             return f"no proof or disproof verified (first reason: {a.reasons[0]})"
     return "no proof or disproof verified"
+
+
+def check_model_answer(problem: FormalProblem, answer: str, generator: Generator, checker: LeanChecker, *,
+                       params: SamplingParams, options: SolveOptions, policy: Policy,
+                       solved: SolveResult | None = None, determinacy: Determinacy | None = None) -> dict[str, Any]:
+    """Lean's verdict on an answer a model wrote (a chain of thought's), as a record. Model output is
+    hostile: only a number is turned into Lean; anything else is `unknown`, with the reason."""
+    if number_of(answer) is None:
+        return {"verdict": "unknown", "how": "none", "evidence": None,
+                "reasons": [f"{answer!r} is not a number, so it is not turned into Lean"]}
+    try:
+        return check_answer(problem, answer, generator, checker, params=params, options=options, policy=policy,
+                            compute=False, solved=solved, determinacy=determinacy).to_dict()
+    except InputError as e:  # e.g. 3.5 for a natural-number answer: no Lean term of the type
+        return {"verdict": "unknown", "how": "none", "evidence": None, "reasons": [str(e)]}

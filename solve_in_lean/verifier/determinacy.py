@@ -55,8 +55,3 @@ def certify(problem: FormalProblem, generator: Generator, checker: LeanChecker, 
                        uniqueness_proof=proof.code if proof else None,
                        consistency_proof=witness_proof if consistent else None,
                        attempts=[a.to_dict() for a in attempts])
-
-
-def determinate_rate(results: list[Determinacy]) -> float:
-    """Share of statements with both certificates (0 for none)."""
-    return sum(r.determinate for r in results) / len(results) if results else 0.0

@@ -48,10 +48,10 @@ def prove_goals(problem: FormalProblem, goals: list[tuple[Goal, str]], generator
     stop = tuple(dict.fromkeys((*params.stop, *template.stop)))
     rows = generator.generate(prompts, replace(params, n=options.samples, stop=stop))
     texts = [[c.text for c in row] for row in rows]
+    codes = [[extract_lean(t) for t in row] for row in texts]
     requests, where = [], []
-    for g, row in enumerate(texts):
-        for s, text in enumerate(row):
-            code = extract_lean(text)
+    for g, row in enumerate(codes):
+        for s, code in enumerate(row):
             if code:
                 requests.append(VerifyRequest(code, problem.header or None, goals[g][0].target))
                 where.append((g, s))
@@ -64,7 +64,7 @@ def prove_goals(problem: FormalProblem, goals: list[tuple[Goal, str]], generator
             if v is None:
                 attempts.append(GoalAttempt(goals[g][0].role, s, text, None, False, ["no Lean code in the completion"]))
             else:
-                attempts.append(GoalAttempt(goals[g][0].role, s, text, extract_lean(text), v.verified, v.reasons,
+                attempts.append(GoalAttempt(goals[g][0].role, s, text, codes[g][s], v.verified, v.reasons,
                                             v.check.to_dict()))
         out.append(attempts)
     return out

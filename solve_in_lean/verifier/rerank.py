@@ -17,18 +17,14 @@ from typing import Any
 
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import extract_answer, normalize, to_text
-from solve_in_lean.errors import InputError
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.solve import chain_of_thought
-from solve_in_lean.verifier.answer import check_answer
+from solve_in_lean.verifier.answer import check_model_answer
 from solve_in_lean.verifier.reward import (lrm_score, orm_label, outcome_rewards, prm_labels, same_answer,
                                            split_steps, step_rewards)
 from solve_in_lean.verify import Policy
-
-RULES = ("reward", "prm", "majority", "lean")
-
 
 def rerank_item(item: dict[str, Any], problem: FormalProblem | None, generator: Generator,
                 checker: LeanChecker | None, *, params: SamplingParams, options: SolveOptions,
@@ -77,12 +73,8 @@ def _lean_verdicts(problem: FormalProblem | None, answers: list[str | None], gen
         return {}
     out: dict[str, dict[str, Any]] = {}
     for answer in dict.fromkeys(a for a in answers if a is not None):
-        try:
-            res = check_answer(problem, answer, generator, checker, params=params, options=options, policy=policy,
-                               compute=False)
-            out[answer] = {"verdict": res.verdict, "how": res.how, "evidence": res.evidence, "reasons": res.reasons}
-        except InputError as e:  # no Lean term of the answer type: Lean cannot say anything
-            out[answer] = {"verdict": "unknown", "how": "none", "evidence": None, "reasons": [str(e)]}
+        res = check_model_answer(problem, answer, generator, checker, params=params, options=options, policy=policy)
+        out[answer] = {k: res[k] for k in ("verdict", "how", "evidence", "reasons")}
     return out
 
 

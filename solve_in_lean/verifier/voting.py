@@ -21,18 +21,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autoformalize.problem import FormalProblem
-from solve_in_lean.errors import InputError
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.solve import SolveResult
-from solve_in_lean.verifier.answer import check_answer
+from solve_in_lean.verifier.answer import check_model_answer
 from solve_in_lean.verifier.determinacy import Determinacy, certify
 from solve_in_lean.verifier.values import same_number
 from solve_in_lean.verify import Policy
-
-RULES = ("majority", "lean", "verified")
-
 
 @dataclass
 class Vote:
@@ -63,11 +59,8 @@ def verified_vote(problem: FormalProblem, result: SolveResult, generator: Genera
         if result.verified and same_number(answer, result.answer):
             checks[answer] = {"verdict": "confirmed", "how": "computation", "evidence": result.proof}
             continue
-        try:
-            checks[answer] = check_answer(problem, answer, generator, checker, params=params, options=options,
-                                          policy=policy, compute=False, solved=result, determinacy=det).to_dict()
-        except InputError as e:  # a chain-of-thought answer with no Lean term of the answer type
-            checks[answer] = {"verdict": "unknown", "how": "none", "evidence": None, "reasons": [str(e)]}
+        checks[answer] = check_model_answer(problem, answer, generator, checker, params=params, options=options,
+                                            policy=policy, solved=result, determinacy=det)
     vote = _choose(result, checks)
     vote.determinacy = det.to_dict() if det else None
     return vote
