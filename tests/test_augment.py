@@ -59,8 +59,8 @@ def test_a_numeral_that_is_also_a_sum_of_english_numbers_is_ambiguous():
 
 
 def test_decimal_numerals_follow_the_english():
-    stmt = ("abbrev clips_answer : ℕ := sorry\ntheorem clips (april may : ℕ) (h₀ : april = 48) (h₁ : may = april / 2)"
-            " : april + may = clips_answer := by sorry\n")
+    stmt = ("abbrev clips_answer : ℕ := sorry\ntheorem clips (april may : ℕ) (h₀ : april = 48)"
+            " (h₁ : may = april / 2) : april + may = clips_answer := by sorry\n")
     fp = {"kind": "compute", "statement": stmt}
     src = source_of({"id": "c", "question": "Natalia sold 48 clips in April and half as many in May. How many?",
                      "formal": fp, "proof": "abbrev clips_answer : ℕ := 48 + 48 / 2\n..."})

@@ -4,9 +4,10 @@ prelude dialect's constructor numerals `N.zero`..`N.four`, `N.add N.four (…)`)
 The alignment is by value, as the faithfulness coverage check aligns them
 (autoformalize.faithfulness.quantities): an English number may be changed only when every
 mention of its value is a plain integer (no `twice`, `half`, percent, money, dozen or fraction
-reads as that value) and Lean writes that value as a numeral somewhere. Lean numerals that
-contain one another (`N.add N.four N.three` is 7, and holds a 4 and a 3) are claimed largest
-first, so a 7 of the English is one numeral and a 4 and a 3 of the English are two.
+reads as that value) and Lean writes that value as a numeral somewhere. A prelude numeral
+above four is also a sum (`N.add N.four N.three` is 7, and 4 + 3): `align` reads each such
+numeral both ways and takes the reading that matches how often the English mentions each
+number, refusing the problem when two readings fit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 from autoformalize.faithfulness import quantities
 from solve_in_lean.world.curriculum import numeral
@@ -46,7 +46,7 @@ def english_numbers(text: str) -> tuple[list[Span], set[int]]:
         if q.text in plain_texts and len(q.alternatives) == 1:
             continue
         fixed |= {int(v) for alt in q.alternatives for v in alt if v == int(v)}
-        fixed |= {int(v.denominator) for alt in q.alternatives for v in alt if isinstance(v, Fraction)}
+        fixed |= {v.denominator for alt in q.alternatives for v in alt if v.denominator > 1}
     return spans, fixed
 
 
