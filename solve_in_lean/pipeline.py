@@ -3,6 +3,8 @@
 Every stage's inputs and outputs stay in the record (formalization candidates with Lean's
 messages, every solution attempt with its verdict, the chain of thought), so a researcher
 can see why an answer was reached. Timings per stage, and model and Lean time across stages.
+A compute problem's answer is chosen by verified voting over verified programs and the chains of
+thought Lean confirmed or refuted (verifier/voting.py; the rule is in docs/evaluation.md).
 """
 
 from __future__ import annotations
