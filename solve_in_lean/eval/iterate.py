@@ -633,7 +633,9 @@ def plot_round_heatmaps(result: IterationResult, path: Path) -> Path:
         ax.set_xticks(range(len(cols)), [c.replace(":", "\n") for c in cols], fontsize="small")
         ax.set_yticks([0], [f"round {row['round']}"])
         for j, c in enumerate(cols):
-            ax.text(j, 0, result.cell(row, c), ha="center", va="center", fontsize="small")
+            dark = abs(row["delta"].get(c) or 0.0) > 0.6 * scale
+            ax.text(j, 0, result.cell(row, c), ha="center", va="center", fontsize="small",
+                    color="white" if dark else "black")
         fig.colorbar(image, ax=ax, label="change from round before")
     if not rows:
         axes[0].set_axis_off()
