@@ -211,13 +211,13 @@ def test_sampler_frequencies_follow_the_distribution():
 
 
 def test_a_prompt_longer_than_the_context_fails_alone(gen):
-    """The tiny model's config says 512 positions: that prompt gets error completions, the rest run."""
-    assert gen.context == 512
-    long_prompt = " ".join(["word"] * 600)
+    """A prompt longer than the config's positions gets error completions; the rest run."""
+    assert gen.context == gen.hf_model.config.max_position_embeddings
+    long_prompt = " ".join(["word"] * (gen.context + 10))
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=4, seed=1)
     results = gen.generate(["The answer is", long_prompt, "x"], params)
     assert [len(cs) for cs in results] == [2, 2, 2]
-    assert all(c.finish_reason == "error" and "context holds 512" in c.error for c in results[1])
+    assert all(c.finish_reason == "error" and f"context holds {gen.context}" in c.error for c in results[1])
     alone = gen.generate(["The answer is"], params)[0]
     assert texts([results[0]]) == texts([alone])  # its neighbours are unaffected (logprobs differ in padding noise)
     assert all(c.finish_reason != "error" for c in results[0] + results[2])
