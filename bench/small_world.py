@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from solve_in_lean.lean import get_checker
+from solve_in_lean.world.curriculum import describe
 from solve_in_lean.world.measure import measure
 from solve_in_lean.world.model import build
 
@@ -48,6 +49,9 @@ def main() -> None:
     built_now = time.perf_counter() - start
     t = wm.training
     print(f"model folder: {wm.root}")
+    print("curriculum (frames / operand tuples per split): " + "; ".join(
+        f"{name} " + ", ".join(f"{s} {d['frames']}/{d['operand_tuples']}" for s, d in splits.items())
+        for name, splits in describe().items()))
     print(f"build: {t['seconds']:.0f} s on {t.get('threads', '?')} torch thread(s) "
           f"({'trained now' if built_now > 5 else 'trained earlier; reused from the cache'})")
     for stage in ("base", "world"):
@@ -56,6 +60,9 @@ def main() -> None:
               f"{s['seconds']:.0f} s: {s['steps_per_s']:.2f} steps/s, {s['tokens_per_s']:.0f} tokens/s, "
               f"loss {s['loss_first']:.2f} -> {s['loss_last']:.2f}")
 
+    import torch
+
+    torch.set_num_threads(1)  # generation on one thread: two stall each other when other work shares the cores
     checker = get_checker("kernel", timeout_s=60)
     results: dict = {"training": t, "limit": args.limit, "models": {}}
     models = {"world": wm.model, **({"base": wm.base} if args.base else {})}

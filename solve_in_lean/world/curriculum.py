@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -195,7 +195,6 @@ class WorldProblem:
     prove_question: str = ""
     prove_statement: str = ""
     prove_proof: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lean_answer(self) -> str:

@@ -108,7 +108,7 @@ def fixed_texts() -> list[str]:
     return list(dict.fromkeys(x for x in texts if x))
 
 
-def task_fields(task: str, p: WorldProblem) -> tuple[dict[str, Any], str] | None:
+def task_fields(task: str, p: WorldProblem) -> tuple[dict[str, Any], str]:
     """(prompt fields, the answer to learn) of a problem for a task, in eval/trainingdata.py's format."""
     statement = p.statement.strip()
     if task == "cot":
@@ -131,7 +131,7 @@ def examples(problems: list[WorldProblem], tasks: tuple[str, ...], *, fewshot_sh
     out = []
     for p in problems:
         for task in tasks:
-            fields, answer = task_fields(task, p)  # type: ignore[misc]
+            fields, answer = task_fields(task, p)
             ex = chat_example(task, fields, answer, {"data_sha256": "small-world", "id": p.id})
             if rng.random() < fewshot_share:
                 template = get_prompt(PROMPTS[task])
