@@ -146,9 +146,14 @@ def test_deepseek_v15_continuations_are_checked_whole(kernel):
 
 
 def test_eval_prove_reports_pass_at_k_per_round(kernel):
+    independent = TaskOptions(SolveOptions(samples=2, rounds=3), (1, 2))  # `rounds` repairs statements, not proofs
+    rec = run_prove(ITEMS["one_add_one"], TaskContext(ScriptedGenerator([fence(BAD)]), kernel, SamplingParams(),
+                                                      independent, MINI_PRELUDE))
+    assert rec["correct_by_round"] == [0] and set(rec["scores"]) == {"pass@1", "pass@2"}
     gen = ScriptedGenerator(lambda prompt, i: fence(GOOD) if "Round 0" in json.dumps(prompt) or i == 1 else fence(BAD))
-    options = TaskOptions(SolveOptions(samples=2, rounds=1), (1, 2))
-    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), options, MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
+    options = TaskOptions(SolveOptions(samples=2, rounds=0), (1, 2), prove_rounds=1)
+    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), options, MINI_PRELUDE,
+                      preset=get_preset("goedel-prover-v2-8b"))
     rec = run_prove(ITEMS["one_add_one"], ctx)
     assert rec["correct_by_round"] == [1, 2]
     assert rec["scores"] == {"pass@1": 1.0, "pass@2": True, "round0:pass@1": 0.5, "round0:pass@2": True,
@@ -282,7 +287,7 @@ def test_eval_with_a_preset_end_to_end_on_the_tiny_model(kernel, tiny_model_dir,
     summary = json.loads(result.stdout)
     assert set(summary["metrics"]) == {"pass@2", "round0:pass@2", "round1:pass@2", "round2:pass@2"}
     config = json.loads((out / "config.json").read_text())["config"]
-    assert config["model"]["preset"] == "goedel-prover-v2-8b" and config["options"]["rounds"] == 2
+    assert config["model"]["preset"] == "goedel-prover-v2-8b" and config["options"]["prove_rounds"] == 2
     assert config["model"]["max_new_tokens"] == 8 and config["model"]["temperature"] == 1.0
     rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     assert rec["solve"]["preset"] == "goedel-prover-v2-8b" and rec["correct_by_round"] == [0, 0, 0]
@@ -293,8 +298,8 @@ def test_the_report_shows_pass_at_k_per_round(kernel, tmp_path):
     from solve_in_lean.eval.run import evaluate, select_items
 
     gen = ScriptedGenerator(lambda prompt, i: fence(GOOD) if "Round 0" in json.dumps(prompt) else fence(BAD))
-    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=2, rounds=1),
-                                                                                  (1, 2)),
+    ctx = TaskContext(gen, kernel, SamplingParams(temperature=1.0), TaskOptions(SolveOptions(samples=2), (1, 2),
+                                                                                  prove_rounds=1),
                       MINI_PRELUDE, preset=get_preset("goedel-prover-v2-8b"))
     selection = select_items("prove", ROOT / "examples/data/tiny_eval.jsonl")
     evaluate(tmp_path / "run", selection, ctx, model={"model": "scripted"}, progress=False)

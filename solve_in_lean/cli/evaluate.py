@@ -86,11 +86,13 @@ def eval_command(
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,
                              max_problem_chars=max_problem_chars, preset=preset)
     chosen = get_preset(settings.preset) if settings.preset else None
-    if task == "prove" and rounds is None:  # repairs only when asked: pass@k of independent samples by default
-        settings = settings.with_flags(solve={"rounds": chosen.rounds if chosen and search is None else 0})
+    prove_rounds = 0  # prove repairs only when asked: by default its pass@k is over independent samples
+    if task == "prove" and search is None:
+        prove_rounds = rounds if rounds is not None else (chosen.rounds if chosen else 0)
     if task == "cot" and settings.solve.cot_samples < 1:
         raise InputError("the cot task needs --cot-samples of at least 1")
-    options = TaskOptions(settings.solve, tuple(k) or (1,), search, expansions, tactics_per_state)
+    options = TaskOptions(settings.solve, tuple(k) or (1,), search, expansions, tactics_per_state,
+                          prove_rounds=prove_rounds)
     selection = select_items(task, data, fmt=data_format, split=split, limit=limit, seed=seed)
     check_writable_dir(out, "the run directory")
     writes_fail_cleanly()

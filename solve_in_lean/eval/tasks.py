@@ -43,8 +43,8 @@ class TaskOptions:
 
     Per task: cot votes `cot_samples` chains of thought; lean-solve runs the whole pipeline with
     every option; formalize samples `formalize_samples` statements with `rounds` repairs; prove
-    samples `samples` proofs and repairs each failed one for `rounds` rounds (the eval command sets
-    0 unless --rounds or the preset asks), reporting pass@k after each round."""
+    samples `samples` proofs and repairs each failed one for `prove_rounds` rounds (0 unless asked:
+    `eval --task prove --rounds R` or the preset), reporting pass@k after each round."""
 
     solve: SolveOptions = field(default_factory=SolveOptions)
     ks: tuple[int, ...] = (1,)
@@ -55,11 +55,16 @@ class TaskOptions:
     tactics_per_state: int = 8
     """Tactics sampled per expanded state (each tried by Lean: one REPL call)."""
     search_seconds: float = 600.0
+    prove_rounds: int = 0
+    """Self-correction rounds of the prove task; 0 keeps its pass@k over independent samples."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
             raise InputError(f"every k of pass@k must be a whole number of at least 1, not {list(self.ks)}")
+        if isinstance(self.prove_rounds, bool) or not isinstance(self.prove_rounds, int) or self.prove_rounds < 0:
+            raise InputError(f"rounds of the prove task must be a whole number of at least 0, "
+                             f"not {self.prove_rounds!r}")
         if self.search is not None:
             if self.search not in SEARCHES:
                 raise InputError(f"unknown search {self.search!r}; choose one of: {', '.join(SEARCHES)}")
@@ -77,13 +82,15 @@ class TaskOptions:
         search = {} if self.search is None else {"search": self.search, "expansions": self.expansions,
                                                  "tactics_per_state": self.tactics_per_state,
                                                  "search_seconds": self.search_seconds}
-        return {**self.solve.to_dict(), "ks": list(self.ks), **search}  # no search keys: older runs still resume
+        rounds = {"prove_rounds": self.prove_rounds} if self.prove_rounds else {}
+        return {**self.solve.to_dict(), "ks": list(self.ks), **search, **rounds}  # only what is set: old runs resume
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskOptions":
         d = dict(d)
         ks = tuple(d.pop("ks", (1,)))
-        search = {k: d.pop(k) for k in ("search", "expansions", "tactics_per_state", "search_seconds") if k in d}
+        search = {k: d.pop(k) for k in ("search", "expansions", "tactics_per_state", "search_seconds", "prove_rounds")
+                  if k in d}
         return cls(SolveOptions.from_dict(d), ks, **search)
 
 
@@ -225,15 +232,16 @@ def run_prove(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     if ctx.options.search is not None:
         return run_search(item, ctx)
     problem = formal_problem(item, ctx.header)
-    result = prove(problem, ctx.generator, _checker(ctx), params=ctx.params, options=ctx.options.solve,
-                   policy=ctx.policy, preset=ctx.preset)
+    rounds = ctx.options.prove_rounds
+    result = prove(problem, ctx.generator, _checker(ctx), params=ctx.params,
+                   options=ctx.options.solve.replace(rounds=rounds), policy=ctx.policy, preset=ctx.preset)
     n, ks = ctx.options.solve.samples, ctx.options.ks
     scores: dict[str, Any] = {}
     for r, c in enumerate(result.correct_by_round):
         for k in ks:
             value: Any = c > 0 if k == n else pass_at_k(n, c, k)  # pass@n: "any proof verified", yes/no
             scores[f"pass@{k}"] = value
-            if ctx.options.solve.rounds:
+            if rounds:
                 scores[f"round{r}:pass@{k}"] = value
     return {"solve": result.to_dict(), "samples": n, "correct": result.correct_by_round[-1],
             "correct_by_round": result.correct_by_round, "proof": result.proof, "scores": scores}
@@ -312,7 +320,7 @@ RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
 def metric_names(task: str, options: TaskOptions) -> list[str]:
     """The task's metrics, main one first."""
     if task == "prove":
-        rounds = range(options.solve.rounds + 1) if options.solve.rounds else ()
+        rounds = range(options.prove_rounds + 1) if options.prove_rounds else ()
         return [f"pass@{k}" for k in options.ks] + [f"round{r}:pass@{k}" for r in rounds for k in options.ks]
     return {"cot": ["accuracy"], "code": CODE_METRICS,
             "lean-solve": ["verified_accuracy", "computed_accuracy", "informal_accuracy", "verified_rate", "accuracy",
