@@ -107,6 +107,9 @@ class Settings:
     solve: SolveOptions = field(default_factory=SolveOptions)
     auto_temperature: bool = True
     """No temperature was set (file or flag): the sampling rule of options.stage_params applies."""
+    auto_budget: bool = True
+    """No new-token budget was set (file, flag or preset): the model's own preset budget applies
+    (`model_config`), since a prover that reasons first is cut off at the generic default."""
     cache: Path | bool | None = None
     """The generation cache: a file, False (off), or None (the command's default)."""
     path: Path | None = None
@@ -133,12 +136,13 @@ class Settings:
             new = dataclasses.replace(new, cache=_cache(model.pop("cache"), names.get("cache", "--cache"), Path.cwd()))
         if "preset" in model:  # the preset's values first, then the other flags over them
             preset = _preset(model.pop("preset"), names.get("preset", "--preset"))
-            new = dataclasses.replace(new, preset=preset.name, auto_temperature=False,
+            new = dataclasses.replace(new, preset=preset.name, auto_temperature=False, auto_budget=False,
                                       model=new.model.with_overrides(**preset.model_defaults()))
         if model:
             try:
                 new = dataclasses.replace(new, model=new.model.with_overrides(**model),
-                                          auto_temperature=new.auto_temperature and "temperature" not in model)
+                                          auto_temperature=new.auto_temperature and "temperature" not in model,
+                                          auto_budget=new.auto_budget and "max_new_tokens" not in model)
             except ValueError as e:
                 raise ConfigError(f"bad model settings: {e}") from None
         if solve:
@@ -154,7 +158,13 @@ class Settings:
             path = default_cache_path() if cache_by_default else None
         else:
             path = None if self.cache is False else self.cache
-        return dataclasses.replace(self.model, cache=None if path is None else str(path))
+        model = dataclasses.replace(self.model, cache=None if path is None else str(path))
+        if self.auto_budget:
+            from solve_in_lean.presets import budget_for_model
+
+            if (budget := budget_for_model(model.model)) is not None:
+                model = dataclasses.replace(model, sampling=dataclasses.replace(model.sampling, max_new_tokens=budget))
+        return model
 
 
 def _preset(name: Any, label: str) -> Any:
@@ -304,6 +314,7 @@ def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path)
         section = "[lean]" if "timeout_s" in str(e).split(" ")[0] else "[solve]"
         raise ConfigError(f"{where}{section} {e}") from None
     return Settings(lean=lean, ray=ray, model=model, solve=solve, auto_temperature="temperature" not in model_table,
+                    auto_budget="max_new_tokens" not in model_table,
                     cache=cache, path=path, preset=preset.name if preset is not None else None)
 
 

@@ -201,15 +201,24 @@ def test_sampling_kwargs_follow_vllms_rules():
     assert sampled["n"] == 8 and sampled["max_tokens"] == 30960 and sampled["logprobs"] is None
 
 
-def test_new_token_budget_follows_the_model():
-    """The default prover reasons before its Lean block: 512 new tokens cut it off (item 12)."""
+def test_new_token_budget_follows_the_model(tmp_path):
+    """The default prover reasons before its Lean block: 512 new tokens cut it off (item 12). With
+    no budget set anywhere, the model's preset budget applies; a budget set anywhere wins."""
     from solve_in_lean.models import DEFAULT_MODEL
-    from solve_in_lean.models.base import DEFAULT_MAX_NEW_TOKENS, default_max_new_tokens
+    from solve_in_lean.settings import Settings, load_settings
 
-    assert default_max_new_tokens(DEFAULT_MODEL) == 32768
-    assert default_max_new_tokens("/models/Goedel-Prover-V2-32B") == 32768  # local folders too
-    assert default_max_new_tokens("deepseek-ai/DeepSeek-Prover-V2-7B") == 8192
-    assert default_max_new_tokens("gpt2") == DEFAULT_MAX_NEW_TOKENS == SamplingParams().max_new_tokens
+    def budget(settings: Settings) -> int:
+        return settings.model_config(cache_by_default=False).sampling.max_new_tokens
+
+    default = SamplingParams().max_new_tokens
+    assert budget(Settings()) == 32768 and DEFAULT_MODEL.endswith("Goedel-Prover-V2-8B")
+    assert budget(Settings().with_flags(model={"model": "/models/Goedel-Prover-V2-32B"})) == 32768  # local folders
+    assert budget(Settings().with_flags(model={"model": "deepseek-ai/DeepSeek-Prover-V2-7B"})) == 8192
+    assert budget(Settings().with_flags(model={"model": "gpt2"})) == default
+    assert budget(Settings().with_flags(model={"max_new_tokens": 100})) == 100
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nmax_new_tokens = 300\n")
+    assert budget(load_settings(cfg)) == 300
 
 
 @pytest.mark.skipif(not HAVE_VLLM, reason="vLLM is not installed (pip install 'lean-solve[vllm]'); "

@@ -102,21 +102,6 @@ class Generator(ABC):
         self.close()
 
 
-MODEL_BUDGETS: tuple[tuple[str, int], ...] = (
-    ("goedel-prover-v2", 32768),    # model card: proofs with long reasoning, "the standard 32K" output tokens
-    ("deepseek-prover-v2", 8192),   # model card example: max_new_tokens=8192
-)
-"""Model-name fragment (lower case) -> the new-token budget its authors use; a prover that
-reasons before its Lean block is cut off long before any Lean at the generic default."""
-DEFAULT_MAX_NEW_TOKENS = SamplingParams.__dataclass_fields__["max_new_tokens"].default
-
-
-def default_max_new_tokens(model: str) -> int:
-    """The new-token budget for `model` when the user set none (see MODEL_BUDGETS)."""
-    name = model.lower()
-    return next((budget for fragment, budget in MODEL_BUDGETS if fragment in name), DEFAULT_MAX_NEW_TOKENS)
-
-
 def copies(completions: list[Completion], n: int) -> list[Completion]:
     """`n` completions from the distinct ones asked for: a greedy answer copied n times."""
     if len(completions) >= n:

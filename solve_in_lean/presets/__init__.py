@@ -148,5 +148,13 @@ def get_preset(name: str) -> Preset:
     return presets[name]
 
 
+def budget_for_model(model: str) -> int | None:
+    """The new-token budget of the preset for `model` (a hub id or a local folder of that name),
+    or None when no preset names it: what a model gets when nobody chose a budget."""
+    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    budgets = {p.max_new_tokens for p in registry().values() if p.model and p.model.rsplit("/", 1)[-1].lower() == name}
+    return budgets.pop() if len(budgets) == 1 else None
+
+
 def list_presets() -> list[Preset]:
     return [registry()[n] for n in sorted(registry())]
