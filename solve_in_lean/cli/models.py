@@ -11,7 +11,7 @@ from solve_in_lean.cli.common import EXIT_OK, print_json
 @app.command("models")
 def models_command(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
                    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print each citation.")) -> None:
-    """List the model presets `--preset NAME` (or `[model] preset`) selects."""
+    """List the model presets that `--preset NAME` (or `preset =` in a config file's model table) selects."""
     from solve_in_lean.presets import list_presets
 
     presets = list_presets()
