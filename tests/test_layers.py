@@ -10,13 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RANKS = [
     ("solve_in_lean.errors", "solve_in_lean.parallel", "solve_in_lean.progress", "solve_in_lean.records",
-     "solve_in_lean.timing"),
+     "solve_in_lean.timing", "solve_in_lean.raycluster", "solve_in_lean.world.curriculum"),
     ("solve_in_lean.lean", "solve_in_lean.models", "solve_in_lean.answers"),
     ("solve_in_lean.verify", "solve_in_lean.options", "solve_in_lean.prompts", "solve_in_lean.problems",
      "solve_in_lean.informal", "solve_in_lean.runlock", "solve_in_lean.batch"),
-    ("solve_in_lean.settings", "solve_in_lean.solve", "solve_in_lean.search", "solve_in_lean.presets"),
-    ("solve_in_lean.pipeline",),
-    ("solve_in_lean.eval",),
+    ("solve_in_lean.settings", "solve_in_lean.solve", "solve_in_lean.search", "solve_in_lean.presets",
+     "solve_in_lean.code", "solve_in_lean.verifier"),
+    ("solve_in_lean.pipeline", "solve_in_lean.augment"),
+    ("solve_in_lean.eval", "solve_in_lean.world"),
     ("solve_in_lean.cli",),
 ]
 """Lowest first. A module may import modules of its own rank or below."""
