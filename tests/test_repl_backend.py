@@ -92,6 +92,25 @@ def test_a_repl_crashing_during_a_check_is_reported_and_replaced(repl):
     assert repl.check(GOOD_PROOF, header=MINI_PRELUDE).ok
 
 
+def test_a_repl_killed_while_lean_solve_shuts_down_gives_no_verdict(repl, monkeypatch):
+    """Under SIGTERM lifecycle kills the REPL; that death must not become the item's `crashed`
+    result (a batch would record it), so the check raises Interrupted instead."""
+    from solve_in_lean.lean import lifecycle
+
+    assert repl.check(GOOD_PROOF, header=MINI_PRELUDE).ok
+    pid = repl._all[0].server._proc.pid
+
+    def shut_down() -> None:
+        monkeypatch.setattr(lifecycle, "stopping", lambda: True)
+        os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Timer(1.0, shut_down)
+    killer.start()
+    with pytest.raises(lifecycle.Interrupted):
+        repl.check(slow_proof(), header=MINI_PRELUDE, timeout_s=60)
+    killer.join()
+
+
 def test_lean_running_out_of_memory_is_reported_as_memory(launchers):
     with get_checker("repl", timeout_s=60, memory_mb=1024) as checker:  # Lean aborts at start under 1 GB
         result = checker.check(GOOD_PROOF, header=MINI_PRELUDE)

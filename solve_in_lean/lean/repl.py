@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from solve_in_lean.lean import lifecycle
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable, Message
 from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, message_from_json, uses_sorry
 from solve_in_lean.lean.process_backend import mentions_memory
@@ -199,7 +200,11 @@ class ReplChecker(LeanChecker):
                            sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version)
 
     def _failed(self, worker: _Worker, error: Exception) -> CheckResult:
-        """Status of a check whose REPL died or answered garbage; the server restarts on next use."""
+        """Status of a check whose REPL died or answered garbage; the server restarts on next use.
+        A REPL that died because lean-solve is shutting down gives no verdict at all (Interrupted),
+        so a batch never records it as that item's result."""
+        if lifecycle.stopping():
+            raise lifecycle.Interrupted("lean-solve is shutting down") from error
         server = worker.server
         if server.is_alive() and not isinstance(error, MemoryError):
             server.kill()  # its output stream can no longer be trusted
