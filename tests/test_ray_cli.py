@@ -4,6 +4,7 @@ that cannot be reached is one sentence before any model loads."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -55,16 +56,16 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when this returns: nothing listens there
 
 
-@pytest.mark.parametrize("command", [["solve", "-i"], ["formalize", "-i"]])
+@pytest.mark.parametrize("command", [["solve", "-i"], ["formalize", "-i"], ["eval", "--task", "lean-solve", "--data"]])
 def test_unreachable_cluster_is_one_sentence_before_the_model(tmp_path: Path, command: list[str]) -> None:
     pytest.importorskip("ray", reason="needs Ray: pip install 'lean-solve[ray]' (part of the test extra)")
     problems = tmp_path / "p.jsonl"
-    problems.write_text('{"id": "a", "question": "What is one plus one?"}\n')
+    problems.write_text('{"id": "a", "question": "What is one plus one?", "answer": "2"}\n')
     header = tmp_path / "prelude.lean"
     header.write_text(MINI_PRELUDE)
     address = f"127.0.0.1:{_closed_port()}"
     proc = subprocess.run(
-        [sys.executable, "-m", "solve_in_lean", *command, str(problems), "-o", str(tmp_path / "out.jsonl"),
+        [sys.executable, "-m", "solve_in_lean", *command, str(problems), "-o", str(tmp_path / "out"),
          "--ray", address, "--backend", "kernel", "--header", str(header),
          "--model", "/nonexistent/model", "--model-backend", "transformers"],
         capture_output=True, text=True, timeout=120,
@@ -95,3 +96,35 @@ def test_make_checker_runs_the_inner_backend_on_a_private_cluster() -> None:
     finally:
         checker.close()
         raycluster.shutdown()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "solve_in_lean", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LEAN_SOLVE_PROGRESS": "0", "HF_HUB_OFFLINE": "1"})
+
+
+def test_augment_and_iterate_take_ray_too(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs Ray: pip install 'lean-solve[ray]' (part of the test extra)")
+    address = f"127.0.0.1:{_closed_port()}"
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    problems = tmp_path / "p.jsonl"
+    problems.write_text('{"id": "a", "question": "Tom has 2 apples and buys 3 more. How many?", "answer": "5"}\n')
+    root = Path(__file__).resolve().parents[1]
+    for args in (["augment", "-i", str(problems), "-m", "numbers", "-o", str(tmp_path / "new.jsonl"),
+                  "-b", "kernel", "--header", str(header)],
+                 ["iterate", "--config", str(root / "examples" / "iterate_tiny.toml"), "--out", str(tmp_path / "it")]):
+        proc = _run(*args, "--ray", address)
+        assert proc.returncode == 2, (args[0], proc.stderr)
+        assert f"could not reach a Ray cluster at {address}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_doctor_reports_the_cluster_it_is_given() -> None:
+    pytest.importorskip("ray", reason="needs Ray: pip install 'lean-solve[ray]' (part of the test extra)")
+    address = f"127.0.0.1:{_closed_port()}"
+    proc = _run("doctor", "--json", "--ray", address)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)[-1]
+    assert row["item"] == "ray cluster" and row["status"] == "missing" and address in row["detail"]
+    plain = _run("doctor", "--json")
+    assert all(r["item"] != "ray cluster" for r in json.loads(plain.stdout))  # only when asked

@@ -10,7 +10,7 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxNewTokensOpt, ModelBackendOpt,
-                                      ModelOpt, ModelOptionOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt,
+                                      ModelOpt, ModelOptionOpt, RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt,
                                       TemperatureOpt, TimeoutOpt, batch_io, check_header, check_writable_file,
                                       make_generator, model_errors, print_json, read_header, settings_from)
 from solve_in_lean.errors import InputError
@@ -42,6 +42,7 @@ def augment(
     temperature: TemperatureOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
     cache: CacheOpt = None,
+    ray: RayOpt = None,
     retry_errors: RetryErrorsOpt = False,
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     config: ConfigOpt = None,
@@ -71,7 +72,7 @@ def augment(
     seen = Seen()
     for path in exclude:
         seen.add(load_items(path), f"the evaluation split {path}")
-    settings = settings_from(config, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
+    settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, samples=samples, rounds=rounds,
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge)

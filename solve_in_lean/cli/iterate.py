@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from solve_in_lean.cli import app
-from solve_in_lean.cli.common import EXIT_OK, check_writable_dir, model_errors, print_json
+from solve_in_lean.cli.common import EXIT_OK, RayOpt, check_writable_dir, model_errors, print_json
 
 
 @app.command("iterate")
@@ -22,6 +22,7 @@ def iterate_command(
                                                               "process (vLLM does not reliably free GPU memory); "
                                                               "rerun until it says done."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (and no progress bars)."),
+    ray: RayOpt = None,
 ) -> None:
     """Self-iteration: each round solves the training pools with the current model, keeps only
     verified output (evaluation items never enter), fine-tunes, and evaluates every task.
@@ -33,6 +34,8 @@ def iterate_command(
     from solve_in_lean.eval.iterate import load_config, run_iteration
 
     cfg = load_config(config, out=out)
+    if ray is not None:
+        cfg.settings = cfg.settings.with_flags(ray={"address": ray}, flags={"address": "--ray"})
     check_writable_dir(cfg.out, "the output folder")
     progress, log = (False, None) if json_out else (None, typer.echo)
     with model_errors(cfg.settings.model):

@@ -7,7 +7,7 @@ import importlib.metadata
 import importlib.util
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import typer
 
@@ -215,7 +215,7 @@ def _cuda_row() -> dict:
             "fix": "a machine with an NVIDIA GPU and a CUDA build of torch (needed by vllm only)"}
 
 
-def doctor_rows() -> list[dict]:
+def doctor_rows(ray: str | None = None) -> list[dict]:
     rows = [
         _package_row("typer", "typer", "pip install -e ."),
         _package_row("sympy", "sympy", "pip install -e ."),
@@ -229,13 +229,20 @@ def doctor_rows() -> list[dict]:
     ]
     rows += [_backend_row(b) for b in ("kernel", "lake", "repl")]
     rows += [_auto_row(), _mathlib_row(), _cuda_row()]
+    if ray is not None:
+        from solve_in_lean.raycluster import doctor_row
+
+        rows.append(doctor_row(None if ray == "local" else ray))
     return rows
 
 
 @app.command()
-def doctor(json_out: bool = typer.Option(False, "--json", help="Print the table as JSON.")) -> None:
+def doctor(json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+           ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
+                                             help="Also report this Ray cluster (nodes, CPUs, GPUs): auto or "
+                                                  "HOST:PORT.")) -> None:
     """Show what is available (Python packages, Lean backends, Mathlib, CUDA) and how to fix the rest."""
-    rows = doctor_rows()
+    rows = doctor_rows(ray)
     if json_out:
         print_json(rows)
         return

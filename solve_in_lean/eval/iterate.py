@@ -50,8 +50,9 @@ YIELDS = {"cot": ("cot",), "lean-solve": ("lean-solve",), "formalize": ("formali
           "prove": ("prove",)}
 """The training tasks each pool task's verified output teaches."""
 INITS = ("base", "previous")
-NOT_FINGERPRINTED = {"rounds", "stop_when_empty", "workers"}
-"""Keys that may change between reruns: more rounds continue the iteration."""
+NOT_FINGERPRINTED = {"rounds", "stop_when_empty", "workers", "ray"}
+"""Keys that may change between reruns: more rounds continue the iteration; where Lean runs (Ray
+or not) changes no verdict."""
 ITERATION = "iterate.json"
 
 GeneratorFor = Callable[[str, int], Generator]
@@ -86,7 +87,7 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> IterateCo
     path = Path(path)
     data = read_toml(path)
     known = {"out", "seed", "rounds", "init", "examples", "stop_when_empty", "tiny_model", "workers", "model", "lean",
-             "solve", "train", "mixture", "pool", "eval"}
+             "solve", "train", "mixture", "pool", "eval", "ray"}
     if bad := sorted(set(data) - known):
         raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
     base = path.parent

@@ -116,7 +116,7 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
     path = Path(path)
     data = read_toml(path)
     known = {"out", "seed", "tiny_model", "examples", "workers", "model", "lean", "solve", "train", "data", "eval",
-             "mixtures"}
+             "mixtures", "ray"}
     if bad := sorted(set(data) - known):
         raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
     base = path.parent
