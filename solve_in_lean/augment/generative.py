@@ -20,7 +20,7 @@ from typing import Any
 
 from solve_in_lean.answers import equivalent, parse_lean_value
 from solve_in_lean.augment.numbers import Source, source_of
-from solve_in_lean.augment.numerals import prelude_value
+from solve_in_lean.verifier.values import prelude_value
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.pipeline import PipelineConfig, run_problem

@@ -24,10 +24,10 @@ from typing import Any
 from autoformalize.faithfulness import cheap_checks
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import parse_lean_value
-from solve_in_lean.augment.numerals import (Span, align, english_numbers, follow, lean_numerals, prelude_value,
-                                           substitute)
+from solve_in_lean.augment.numerals import Span, align, english_numbers, follow, lean_numerals, substitute
 from solve_in_lean.lean.base import LeanChecker
 from solve_in_lean.solve import target_of
+from solve_in_lean.verifier.values import prelude_value
 from solve_in_lean.verify import Policy, VerifyRequest, verify_many
 
 MODE = "numbers"
