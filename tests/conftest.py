@@ -27,10 +27,15 @@ def torch_one_thread():
     threads stall badly when other jobs share the machine's cores. Restored afterwards."""
     import torch
 
-    before = torch.get_num_threads()
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # what a generator then loaded keeps (solve_in_lean.threads)
     yield
     torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 # ---------------------------------------------------------------------------------------------

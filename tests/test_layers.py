@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RANKS = [
     ("solve_in_lean.errors", "solve_in_lean.parallel", "solve_in_lean.progress", "solve_in_lean.records",
-     "solve_in_lean.timing", "solve_in_lean.raycluster", "solve_in_lean.world.curriculum"),
+     "solve_in_lean.timing", "solve_in_lean.raycluster", "solve_in_lean.world.curriculum", "solve_in_lean.threads"),
     ("solve_in_lean.lean", "solve_in_lean.models", "solve_in_lean.answers"),
     ("solve_in_lean.verify", "solve_in_lean.options", "solve_in_lean.prompts", "solve_in_lean.problems",
      "solve_in_lean.informal", "solve_in_lean.runlock", "solve_in_lean.batch"),

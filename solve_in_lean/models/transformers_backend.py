@@ -10,10 +10,13 @@ single prompt, so an exact tie in the logits may break differently; nothing else
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+from solve_in_lean.threads import model_threads
 
 from .base import (Completion, GenerationError, Generator, Prompt, SamplingParams, checked_completion,
                    join_messages, sample_seed, too_long)
@@ -89,13 +92,18 @@ class TransformersGenerator(Generator):
 
     def __init__(self, model: str, *, device: str | None = None,
                  dtype: str | torch.dtype | None = None, batch_size: int = 16,
-                 trust_remote_code: bool = False, revision: str | None = None) -> None:
+                 trust_remote_code: bool = False, revision: str | None = None, threads: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
+        if self.device == "cpu":  # on a GPU torch's CPU threads only feed it
+            self.threads, warning = model_threads(threads)
+            if warning:
+                sys.stderr.write(f"lean-solve: warning: {warning}\n")
+            torch.set_num_threads(self.threads)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 model, padding_side="left", trust_remote_code=trust_remote_code, revision=revision)
