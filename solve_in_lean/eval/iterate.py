@@ -33,16 +33,17 @@ import hashlib
 import json
 import os
 import unicodedata
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from solve_in_lean.eval.finetune import TrainConfig, TrainResult, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TaskContext
 from solve_in_lean.eval.trainingdata import TRAIN_TASKS, chat_example, mix, record_examples
-from solve_in_lean.eval.transfer import EvalEntry, _check_headers, _eval_entry, _LazyGenerator, _table, _task_name
+from solve_in_lean.eval.transfer import (EvalEntry, _check_headers, _eval_entry, _LazyGenerator, _table, _task_name,
+                                         read_experiment)
 from solve_in_lean.models.base import Generator
-from solve_in_lean.settings import ConfigError, Settings, make_checker, read_toml, settings_from_tables
+from solve_in_lean.settings import ConfigError, Settings, make_checker
 
 POOL_TASKS = ("cot", "lean-solve", "formalize", "prove")
 """Tasks whose output can be verified and so become training data."""
@@ -85,20 +86,10 @@ class IterateConfig:
 def load_config(path: str | Path, *, out: str | Path | None = None) -> IterateConfig:
     """Read and check an iteration config; relative paths are relative to the config file."""
     path = Path(path)
-    data = read_toml(path)
-    known = {"out", "seed", "rounds", "init", "examples", "stop_when_empty", "tiny_model", "workers", "model", "lean",
-             "solve", "train", "mixture", "pool", "eval", "ray"}
-    if bad := sorted(set(data) - known):
-        raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
+    data, settings, train = read_experiment(path, {"out", "seed", "rounds", "init", "examples", "stop_when_empty",
+                                                   "tiny_model", "workers", "model", "lean", "solve", "train",
+                                                   "mixture", "pool", "eval", "ray"})
     base = path.parent
-    settings = settings_from_tables(data, path=path, root=base)
-    try:
-        train_raw = _table(data, "train", str(path))
-        if bad := sorted(set(train_raw) - {f.name for f in fields(TrainConfig)}):
-            raise ConfigError(f"{path}: unknown [train] key(s) {bad}")
-        train = TrainConfig(**{**train_raw, "seed": train_raw.get("seed", data.get("seed", 0))})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: [train] {e}") from None
     rounds, examples = data.get("rounds", 1), data.get("examples", 0)
     for key, value, low in (("rounds", rounds, 1), ("examples", examples, 0), ("seed", data.get("seed", 0), 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -111,16 +111,13 @@ def _eval_entry(raw: dict[str, Any], base: Path, solve: Any, where: str) -> Eval
                      raw.get("limit"), options, metric)
 
 
-def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferConfig:
-    """Read and check an experiment config; relative paths are relative to the config file."""
-    path = Path(path)
+def read_experiment(path: Path, known: set[str]) -> tuple[dict[str, Any], Settings, TrainConfig]:
+    """An experiment file's table, its settings ([lean] [model] [solve] [ray]) and its [train]
+    table, checked; shared by transfer and iterate configs so a key means the same in both."""
     data = read_toml(path)
-    known = {"out", "seed", "tiny_model", "examples", "workers", "model", "lean", "solve", "train", "data", "eval",
-             "mixtures", "ray"}
     if bad := sorted(set(data) - known):
         raise ConfigError(f"{path}: unknown key(s) {bad}; known: {sorted(known)}")
-    base = path.parent
-    settings = settings_from_tables(data, path=path, root=base)
+    settings = settings_from_tables(data, path=path, root=path.parent)
     try:
         train_raw = _table(data, "train", str(path))
         if bad := sorted(set(train_raw) - {f.name for f in fields(TrainConfig)}):
@@ -128,6 +125,15 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
         train = TrainConfig(**{**train_raw, "seed": train_raw.get("seed", data.get("seed", 0))})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path}: [train] {e}") from None
+    return data, settings, train
+
+
+def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferConfig:
+    """Read and check an experiment config; relative paths are relative to the config file."""
+    path = Path(path)
+    data, settings, train = read_experiment(path, {"out", "seed", "tiny_model", "examples", "workers", "model",
+                                                   "lean", "solve", "train", "data", "eval", "mixtures", "ray"})
+    base = path.parent
     if settings.lean.header is not None:
         header = settings.lean.header.read_text(encoding="utf-8")
     else:
