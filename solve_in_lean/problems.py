@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from autoformalize.problem import FormalProblem, minif2f_problem
 from solve_in_lean.answers import extract_answer
@@ -125,21 +125,36 @@ def load_items(path: str | Path, fmt: str = "auto", *, split: str | None = None)
     path = Path(path)
     if fmt not in FORMATS:
         raise DatasetError(f"unknown data format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    try:
-        rows = list(read_jsonl(path, strict=True))
-    except ValueError as e:
-        raise DatasetError(str(e)) from e
+    rows = read_rows(path)
     if not rows:
         raise DatasetError(f"{path}: no problems in the file")
     if fmt == "auto":
         fmt = detect_format(rows[0])
     dataset = path.stem if fmt in ("jsonl", "formalized") else fmt
+    items = collect_items(path, rows, fmt, lambda row, n: _read(row, n, fmt, dataset), split)
+    if not items:
+        raise DatasetError(f"{path}: no problems in split {split!r}")
+    return items
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON rows of a problem file, or DatasetError naming the file (and the bad line)."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        return list(read_jsonl(path, strict=True))
+    except ValueError as e:
+        raise DatasetError(str(e)) from e
+
+
+def collect_items(path: Path, rows: list[dict[str, Any]], fmt: str,
+                  read: Callable[[dict[str, Any], int], dict[str, Any]], split: str | None) -> list[dict[str, Any]]:
+    """`read` over the rows (line numbers from 1), kept when in `split`; DatasetError naming the line
+    of a row that does not fit or of an id seen twice (runs resume by id)."""
     items, seen = [], set()
     for n, row in enumerate(rows, start=1):
         try:
-            item = _read(row, n, fmt, dataset)
+            item = read(row, n)
         except (KeyError, TypeError) as e:
             raise DatasetError(f"{path}:{n}: not a {fmt} row (missing or bad field {e})") from e
         except ValueError as e:  # a formal statement that cannot be read, a bad `formal` object
@@ -150,8 +165,6 @@ def load_items(path: str | Path, fmt: str = "auto", *, split: str | None = None)
             raise DatasetError(f"{path}:{n}: id {item['id']!r} appears twice; ids must be unique for resuming")
         seen.add(item["id"])
         items.append(item)
-    if not items:
-        raise DatasetError(f"{path}: no problems in split {split!r}")
     return items
 
 

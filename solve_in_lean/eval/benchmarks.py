@@ -25,8 +25,7 @@ from typing import Any, Callable
 
 from autoformalize.problem import FormalProblem
 from solve_in_lean.lean.source import split_header
-from solve_in_lean.problems import DatasetError, math_item
-from solve_in_lean.records import read_jsonl
+from solve_in_lean.problems import DatasetError, collect_items, math_item, read_rows
 
 
 def _item(pid: str, dataset: str, *, question: str | None = None, answer: Any = None, solution: str | None = None,
@@ -117,26 +116,8 @@ def load_benchmark(path: str | Path, fmt: str, *, split: str | None = None) -> l
     path = Path(path)
     if fmt not in BENCHMARKS:
         raise DatasetError(f"unknown benchmark {fmt!r}; choose one of: {', '.join(BENCHMARKS)}")
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    try:
-        rows = list(read_jsonl(path, strict=True))
-    except ValueError as e:
-        raise DatasetError(str(e)) from e
-    items, seen = [], set()
-    for n, row in enumerate(rows, start=1):
-        try:
-            item = mathbench_item(row, n, path.stem) if fmt == "mathbench" else LOADERS[fmt](row, n)
-        except (KeyError, TypeError) as e:
-            raise DatasetError(f"{path}:{n}: not a {fmt} row (missing or bad field {e})") from e
-        except ValueError as e:
-            raise DatasetError(f"{path}:{n}: {e}") from e
-        if split is not None and item["meta"].get("split") != split:
-            continue
-        if item["id"] in seen:
-            raise DatasetError(f"{path}:{n}: id {item['id']!r} appears twice; ids must be unique for resuming")
-        seen.add(item["id"])
-        items.append(item)
+    read = (lambda row, n: mathbench_item(row, n, path.stem)) if fmt == "mathbench" else LOADERS[fmt]
+    items = collect_items(path, read_rows(path), fmt, read, split)
     if not items:
         raise DatasetError(f"{path}: no problems" + (f" in split {split!r}" if split else ""))
     return items
