@@ -40,8 +40,8 @@ from typing import Any, Callable, Iterable
 from solve_in_lean.eval.finetune import TrainConfig, TrainResult, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TaskContext
 from solve_in_lean.eval.trainingdata import TRAIN_TASKS, chat_example, mix, record_examples
-from solve_in_lean.eval.transfer import (EvalEntry, _check_headers, _eval_entry, _LazyGenerator, _table, _task_name,
-                                         read_experiment)
+from solve_in_lean.eval.transfer import (EvalEntry, _check_headers, _eval_entry, _hash, _LazyGenerator, _table,
+                                         _task_name, base_model, read_experiment)
 from solve_in_lean.models.base import Generator
 from solve_in_lean.settings import ConfigError, Settings, make_checker
 
@@ -128,10 +128,6 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> IterateCo
     return IterateConfig(path, out_dir, int(data.get("seed", 0)), rounds, data.get("init", "base"), examples,
                          bool(data.get("stop_when_empty", False)), settings, bool(data.get("tiny_model", False)),
                          header, train, max(1, int(data.get("workers", 1))), weights, pools, evals, fingerprint)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _file_hash(path: Path) -> str | None:
@@ -413,18 +409,6 @@ def _claim(cfg: IterateConfig) -> None:
         _write_json(path, {"fingerprint": cfg.fingerprint, "config": str(cfg.path)})
 
 
-def _base_model(cfg: IterateConfig, log: Callable[[str], None]) -> str:
-    if not cfg.tiny_model:
-        return cfg.settings.model.model
-    from solve_in_lean.models.tiny import build_tiny_model
-
-    path = cfg.out / "base-model"
-    if not (path / "config.json").is_file():
-        log(f"building the tiny random model in {path} (a pipeline check: its numbers mean nothing)")
-        build_tiny_model(path)
-    return str(path)
-
-
 def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | None,
             log: Callable[[str], None], models: _Models) -> "IterationResult":
     from solve_in_lean.eval.run import select_items
@@ -439,7 +423,7 @@ def _rounds(cfg: IterateConfig, generator_for: GeneratorFor, progress: bool | No
     try:
         if checker is not None:
             _check_headers(evals, cfg, checker)  # type: ignore[arg-type]  (reads .header and .settings)
-        base = _base_model(cfg, log)
+        base = base_model(cfg, log)
         model, seen = base, set()
         for r in range(cfg.rounds + 1):
             rdir = round_dir(cfg, r)

@@ -222,7 +222,9 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _base_model(cfg: TransferConfig, log: Callable[[str], None]) -> str:
+def base_model(cfg: Any, log: Callable[[str], None]) -> str:
+    """The experiment's starting model: the configured one, or (`tiny_model`) a tiny random model
+    built once in the run directory. `cfg` is a transfer or an iterate config."""
     if not cfg.tiny_model:
         return cfg.settings.model.model
     from solve_in_lean.models.tiny import build_tiny_model
@@ -339,7 +341,7 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
     out: dict[str, dict[str, Any]] = {}
     try:
         _check_headers(selections, cfg, checker)
-        base = _base_model(cfg, log)
+        base = base_model(cfg, log)
         if BASE in rows:
             values, runs = _evaluate_row(cfg, BASE, base, selections, checker, progress, log)
             out[BASE] = {"values": values, "runs": runs, "training": None}
