@@ -77,6 +77,13 @@ def test_hidden_constructs_are_refused(kernel, cover, payload, same_line):
     code = cover.rstrip("\n") + sep + PAYLOADS[payload] + "\ntheorem t : True := True.intro\n"
     v = verify(code, kernel, header=MINI_PRELUDE)
     assert not v.verified
+    if cover.startswith("«") and "»" in PAYLOADS[payload]:
+        # The payload's own `»` closes the unclosed guillemet: Lean and the lexer both read one
+        # identifier up to it, so no command runs and Lean's parse error rejects the file (or the
+        # lexer refuses an identifier spanning lines).
+        assert (v.check.status == "error" and "unexpected identifier" in " ".join(v.reasons)
+                or v.check.status == "refused"), (code, v.reasons)
+        return
     assert v.check.status == "refused", (code, v.reasons)
 
 
