@@ -1,4 +1,5 @@
-"""The prompt registry and the templates themselves (their few-shot examples are data we wrote)."""
+"""The prompt registry, the unified format every task renders through, and the templates
+themselves (their few-shot examples are data we wrote)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,65 @@ import re
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from autoformalize.prompting import PromptTemplate, load_templates
+from autoformalize.prompting import FORMAT_FILE, PromptTemplate, load_templates, tomllib, unified_format
 from solve_in_lean import prompts as registry
 from solve_in_lean.prompts import get_prompt, list_tasks
 
-TASKS = ["backtranslate", "cot", "formalize", "judge", "lean_solve", "prove"]
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ["backtranslate", "code", "cot", "formalize", "formalize_repair", "harder_problem", "judge", "lean_goal",
+         "lean_repair", "lean_solve", "lean_to_problem", "orm", "prm", "prove", "rephrase_problem", "tactic"]
 LEAN_BLOCK = re.compile(r"\A```lean\n(.*)\n```\Z", re.S)
+PYTHON_BLOCK = re.compile(r"```python\n.*?\n```", re.S)
 
 
 def test_registry_holds_every_task_from_both_folders():
-    assert set(TASKS) <= set(list_tasks())
+    assert list_tasks() == TASKS
     with pytest.raises(KeyError, match="no prompt for task 'poetry'; known tasks: backtranslate"):
         get_prompt("poetry")
+
+
+def task_file(task: str) -> Path:
+    found = [folder / f"{task}.toml" for folder in registry.FOLDERS if (folder / f"{task}.toml").is_file()]
+    assert len(found) == 1, task
+    return found[0]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_renders_through_the_unified_format(task):
+    """The system prompt is the format's one system prompt, filled with the task file's role,
+    tag, guidance and the shared convention of its answer kind, and nothing of the task's own."""
+    t, fmt = get_prompt(task), unified_format()
+    data = tomllib.loads(task_file(task).read_text(encoding="utf-8"))
+    assert "system" not in data and t.role in fmt.roles and t.answer in fmt.conventions
+    assert t.system == fmt.system_for(task, data["role"], data["answer"], data["guidance"])
+    head, _, _ = fmt.system.partition("{task}")
+    assert t.system.startswith(head.format(role=t.role)) and f"Task [{task}]: " in t.system
+    assert t.system.endswith(fmt.conventions[t.answer])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_few_shot_answers_follow_their_convention(task):
+    """The examples a model is shown obey the convention its system prompt states."""
+    t = get_prompt(task)
+    for _, out in t.examples:
+        if t.answer == "lean":
+            assert LEAN_BLOCK.match(out), out
+        elif t.answer == "python":
+            assert len(PYTHON_BLOCK.findall(out)) == 1 and out.rstrip().endswith("```"), out
+        elif t.answer == "informal":
+            assert re.search(r"The answer is [^\n]+\.\Z", out), out
+        elif t.answer == "yes_no":
+            assert out in ("yes", "no")
+        elif t.answer == "verdict":
+            assert re.search(r"\nVerdict: (YES|NO)\Z", out), out
+        elif t.answer == "tactic":
+            assert "\n" not in out and "sorry" not in out
+        else:
+            assert t.answer == "text" and "```" not in out, out
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -32,11 +77,61 @@ def test_template_renders_chat_and_text(task):
     assert messages[0] == {"role": "system", "content": t.system}
     assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * len(t.examples) + ["user"]
     assert all(v in messages[-1]["content"] for v in values.values())
+    assert t.render_zero_shot(**values) == [messages[0], messages[-1]]
     text = t.render_text(**values)
     assert text.startswith(t.system) and text.endswith(t.instruction_for(**values) + "\n")
     assert all(out in text for _, out in t.examples)
     for stop in t.stop:  # a base model must not be cut off inside a pattern it is shown
-        assert stop.strip() and not any(stop in out for _, out in t.examples)
+        assert stop and not any(stop in out for _, out in t.examples)
+
+
+def test_the_interpreter_turn_is_part_of_the_format():
+    fmt = unified_format()
+    ok = fmt.interpreter_turn("36")
+    assert ok.startswith("```output\n36\n```\n") and ok.endswith(fmt.interpreter["ok"])
+    failed = fmt.interpreter_turn("", error="The program ran out of time.")
+    assert "(nothing was printed)" in failed and failed.endswith("The program ran out of time. Fix the code in a "
+                                                                 "new ```python block.")
+    for stop in get_prompt("code").stop:  # the model stops where the interpreter's turn starts
+        assert ok.startswith(stop.strip()) or stop.startswith("\n\n")
+
+
+def test_a_task_file_may_not_bring_its_own_system_prompt_or_an_unknown_role(tmp_path):
+    (tmp_path / "t.toml").write_text('system = "Be brief."\nrole = "solver"\nanswer = "text"\n'
+                                     'guidance = "g"\ninstruction = "{q}"\n')
+    with pytest.raises(ValueError, match=r"t.toml: prompt 't': unknown keys \['system'\]"):
+        load_templates(tmp_path)
+    (tmp_path / "t.toml").write_text('role = "poet"\nanswer = "text"\nguidance = "g"\ninstruction = "{q}"\n')
+    with pytest.raises(ValueError, match="role 'poet' is not one of"):
+        load_templates(tmp_path)
+    (tmp_path / "t.toml").write_text('role = "solver"\nanswer = "haiku"\nguidance = "g"\ninstruction = "{q}"\n')
+    with pytest.raises(ValueError, match="answer 'haiku' is not one of"):
+        load_templates(tmp_path)
+
+
+# Where a prompt may come from: the registry's task files (through the format), the format
+# itself, and a model preset's published protocol. Nothing else renders a prompt.
+PROMPT_BUILDERS = re.compile(r"PromptTemplate\(|PromptTemplate\.from_dict|load_templates\(|"
+                             r"\{\s*[\"']role[\"']:\s*[\"']system[\"']\s*,|```output")
+ALLOWED = {"autoformalize/prompting.py", "autoformalize/templates.py", "solve_in_lean/prompts.py",
+           "solve_in_lean/presets/__init__.py"}
+
+
+def test_no_module_renders_prompts_another_way():
+    """Grep: only the allowed modules build templates, write a system turn by hand or spell out
+    the interpreter's ```output turn, and
+    the only prompt folders are the registry's (the code solver's own folder is gone)."""
+    offenders = []
+    for package in ("autoformalize", "solve_in_lean"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel not in ALLOWED and PROMPT_BUILDERS.search(path.read_text(encoding="utf-8")):
+                offenders.append(rel)
+    assert offenders == []
+    folders = sorted(p.parent.relative_to(ROOT).as_posix() for package in ("autoformalize", "solve_in_lean")
+                     for p in (ROOT / package).rglob("*.toml") if "presets" not in p.parts)
+    assert set(folders) == {f.relative_to(ROOT).as_posix() for f in registry.FOLDERS}
+    assert FORMAT_FILE.parent in registry.FOLDERS
 
 
 def test_missing_field_names_the_fields():
@@ -57,7 +152,8 @@ def test_toml_errors_name_the_file(tmp_path):
     (tmp_path / "typo.toml").write_text('instruction = "{q}"\nstops = ["x"]\n')
     with pytest.raises(ValueError, match=r"typo.toml: .*unknown keys \['stops'\]"):
         load_templates(tmp_path)
-    (tmp_path / "typo.toml").write_text('instruction = "{q}"\n[[examples]]\noutput = "o"\n')
+    (tmp_path / "typo.toml").write_text('role = "solver"\nanswer = "text"\nguidance = "g"\ninstruction = "{q}"\n'
+                                        '[[examples]]\noutput = "o"\n')
     with pytest.raises(ValueError, match="needs an \\[examples.input\\] table"):
         load_templates(tmp_path)
 
@@ -65,7 +161,8 @@ def test_toml_errors_name_the_file(tmp_path):
 def test_a_task_defined_in_two_folders_is_an_error(tmp_path, monkeypatch):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "cot.toml").write_text('name = "cot"\ninstruction = "{q}"\n')
+        (tmp_path / folder / "cot.toml").write_text('name = "cot"\nrole = "solver"\nanswer = "informal"\n'
+                                                    'guidance = "g"\ninstruction = "{q}"\n')
     monkeypatch.setattr(registry, "FOLDERS", (tmp_path / "a", tmp_path / "b"))
     registry._registry.cache_clear()
     try:

@@ -16,18 +16,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from autoformalize.prompting import PromptTemplate, load_templates
+from autoformalize.prompting import unified_format
 from solve_in_lean.answers import equivalent, extract_answer, normalize, to_text
 from solve_in_lean.code.sandbox import SandboxLimits, SandboxResult, run_python
 from solve_in_lean.errors import UnavailableError
 from solve_in_lean.models.base import ChatMessage, Generator, SamplingParams
 from solve_in_lean.parallel import default_workers, ordered_map
+from solve_in_lean.prompts import get_prompt
 
-PROMPTS = Path(__file__).parent / "prompts"
 COMPUTED_BY_PYTHON = "computed by Python"
 UNVERIFIED = "unverified"
 
@@ -35,12 +33,6 @@ _BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)(?:```|\Z)", re.DOTAL
 _LETTER = re.compile(r"[^\W\d_]")
 MAX_FEEDBACK_CHARS = 2000
 """How much of a run's output goes back to the model (the sandbox caps what it collects)."""
-
-
-@lru_cache(maxsize=1)
-def templates() -> dict[str, PromptTemplate]:
-    """The solver's prompts (`code`, `code_output`), from the TOML files beside this module."""
-    return load_templates(PROMPTS)
 
 
 def python_blocks(text: str) -> str | None:
@@ -111,16 +103,12 @@ class CodeResult:
                 "samples": [s.to_dict() for s in self.samples]}
 
 
-def _feedback(result: SandboxResult, template: PromptTemplate) -> str:
+def _feedback(result: SandboxResult) -> str:
+    """The interpreter's turn in the unified format: what the run printed and what to do next."""
     shown = result.stdout if result.ok else (result.stdout + result.stderr)
     if len(shown) > MAX_FEEDBACK_CHARS:
         shown = shown[:MAX_FEEDBACK_CHARS] + "\n... (output cut)"
-    if result.ok:
-        status = ('If this answers the question, reply "The answer is N."; otherwise write a corrected '
-                  "```python block.")
-    else:
-        status = f"{result.message} Fix the code in a new ```python block."
-    return template.instruction_for(output=shown.rstrip("\n") or "(nothing was printed)", status=status)
+    return unified_format().interpreter_turn(shown.rstrip("\n"), error=None if result.ok else result.message)
 
 
 def _settle(sample: Sample, raw: str | None, from_output: bool) -> None:
@@ -143,8 +131,7 @@ def _run(cells: list[str], limits: SandboxLimits) -> SandboxResult:
     return result
 
 
-def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | None, last: bool,
-          feedback: PromptTemplate) -> None:
+def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | None, last: bool) -> None:
     """Advance one conversation by the model's turn `text` and, when it had code, its run."""
     if code is None or result is None:
         sample.turns.append(Turn(text, None, None))
@@ -159,7 +146,7 @@ def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | N
         return
     # A new list, not +=: the previous one was handed to the generator, which may keep it.
     sample.messages = sample.messages + [{"role": "assistant", "content": text},
-                                         {"role": "user", "content": _feedback(result, feedback)}]
+                                         {"role": "user", "content": _feedback(result)}]
 
 
 def solve_with_code(problem: str, generator: Generator, *, params: SamplingParams, samples: int = 1,
@@ -169,9 +156,9 @@ def solve_with_code(problem: str, generator: Generator, *, params: SamplingParam
     if samples < 1 or turns < 1:
         raise ValueError("samples and turns must be at least 1")
     limits = limits or SandboxLimits()
-    prompts = templates()
-    first = prompts["code"].render(problem=problem)
-    stop = tuple(dict.fromkeys((*params.stop, *prompts["code"].stop)))
+    template = get_prompt("code")
+    first = template.render(problem=problem)
+    stop = tuple(dict.fromkeys((*params.stop, *template.stop)))
     opening = generator.generate([first], replace(params, n=samples, stop=stop))[0]
     convs = [Sample(messages=list(first)) for _ in range(samples)]
     texts = [c.text for c in opening]
@@ -181,8 +168,7 @@ def solve_with_code(problem: str, generator: Generator, *, params: SamplingParam
         jobs = [s.cells + [c] for s, c in zip(active, codes) if c is not None]
         runs = iter(ordered_map(lambda cells: _run(cells, limits), jobs, default_workers()))
         for sample, text, code in zip(active, texts, codes):
-            _step(sample, text, code, next(runs) if code is not None else None, turn == turns - 1,
-                  prompts["code_output"])
+            _step(sample, text, code, next(runs) if code is not None else None, turn == turns - 1)
         active = [s for s in convs if not s.done]
         if not active or turn == turns - 1:
             break

@@ -42,12 +42,10 @@ _PROMPT = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtransla
 
 
 def chat_example(task: str, fields: dict[str, Any], answer: str, source: dict[str, str]) -> dict[str, Any]:
-    """One example: the task's system prompt and instruction, then the answer to learn."""
-    tmpl = get_prompt(_PROMPT[task])
-    messages = [{"role": "system", "content": tmpl.system}] if tmpl.system else []
-    messages += [{"role": "user", "content": tmpl.instruction_for(**fields)},
-                 {"role": "assistant", "content": answer}]
-    return {"task": task, "source": source, "messages": messages}
+    """One example in the unified format: the task's system prompt and instruction (no few-shot
+    turns), then the answer to learn."""
+    messages = get_prompt(_PROMPT[task]).render_zero_shot(**fields)
+    return {"task": task, "source": source, "messages": [*messages, {"role": "assistant", "content": answer}]}
 
 
 def _lean_block(code: str) -> str:
