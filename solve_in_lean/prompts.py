@@ -1,10 +1,11 @@
 """The prompt registry: every task format in one place, looked up by name.
 
 It sits above `models/` (the backends only generate; they never need to know the tasks).
-Templates are TOML files: solving tasks (cot, lean_solve, prove) in
-`solve_in_lean/prompts/`, autoformalization tasks (formalize, backtranslate, judge)
-in `autoformalize/prompts/`. A task name defined in both folders is an error, not a
-silent override.
+Task files are TOML: solving, reward and augmentation tasks (cot, code, lean_solve, prove,
+orm, prm, ...) in `solve_in_lean/prompts/`, autoformalization tasks (formalize,
+backtranslate, judge) in `autoformalize/prompts/`; each renders through the one unified
+format (`autoformalize/prompts/format.toml`, see `autoformalize.prompting`). A task name
+defined in both folders is an error, not a silent override.
 """
 
 from __future__ import annotations
