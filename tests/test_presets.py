@@ -77,7 +77,7 @@ def test_the_published_query_strings_are_the_prompts():
     assert v15 == ("Complete the following Lean 4 code with explanatory comments preceding each line of code:\n\n"
                    "```lean4\ntheorem t : P := by\n")
     internlm = get_preset("internlm2-math-plus-7b")
-    assert internlm.render("lean_solve", problem="Q")[-1]["content"] == "Q\nSolve this via Lean 4"
+    assert internlm.render("via_lean", problem="Q")[-1]["content"] == "Q\nSolve this via Lean 4"
     assert internlm.render("cot", problem="Q")[-1]["content"] == "Q"
     assert internlm.render("formalize", problem="S")[-1]["content"] == \
         "Convert this natural langauge statement into a Lean 4 theorem statement:S"

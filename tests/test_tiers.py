@@ -66,3 +66,28 @@ def test_the_run_reports_the_three_tiers_side_by_side(kernel):
     tiers = ("verified_accuracy", "computed_accuracy", "informal_accuracy")
     values = {n: metrics["metrics"][n]["value"] for n in tiers}
     assert values == {"verified_accuracy": 0.0, "computed_accuracy": 0.5, "informal_accuracy": 0.5}
+
+
+def test_a_verified_answer_is_the_computed_one_even_when_unverified_programs_outvote_it(kernel):
+    """Regression: the computed tier was the majority of every value Lean printed, so two failed programs
+    printing N.one outvoted the verified N.two (a run reported computed 0 where verified was 0.25)."""
+    ctx = run([solution("N.two", "h"), solution("N.one", "Eq.refl N.one"), solution("N.one", "Eq.refl N.one")],
+              samples=3)
+    ctx.checker = kernel
+    rec = run_lean_solve(ITEMS["cats"], ctx)
+    printed = [a["answer_raw"] for a in rec["pipeline"]["stages"]["solve"]["attempts"]]
+    assert sorted(printed) == ["N.one", "N.one", "N.two"]  # Lean printed all three values
+    assert rec["tiers"]["verified"] == rec["tiers"]["computed"] == "N.two"
+    assert rec["scores"]["verified_accuracy"] is True and rec["scores"]["computed_accuracy"] is True
+
+
+def test_a_confirmed_chain_of_thought_answer_is_computed_though_no_program_printed():
+    """The verified-voting rule can verify a chain-of-thought answer Lean confirmed while no program
+    printed a value: verified still implies computed."""
+    from solve_in_lean.eval.tasks import answer_tiers
+
+    record = {"answer": "N.two", "verified": True,
+              "stages": {"solve": {"attempts": [{"answer_raw": None}], "cot_answer": "N.two"},
+                         "vote": {"rule_step": "confirmed"}}}
+    assert answer_tiers(record) == {"verified": "N.two", "computed": "N.two", "informal": "N.two"}
+    assert answer_tiers({**record, "verified": False})["computed"] is None

@@ -15,7 +15,7 @@ from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOp
                                       settings_from, writes_fail_cleanly)
 from solve_in_lean.errors import InputError
 
-TASK_HELP = "cot | code | lean-solve | formalize | backtranslate | prove | rerank"
+TASK_HELP = "cot | code | lean-solve | via-lean | formalize | backtranslate | prove | rerank"
 
 
 @app.command("eval")

@@ -27,6 +27,7 @@ TASK_NEEDS = {
     "cot": ("question", "answer"),
     "code": ("question", "answer"),
     "lean-solve": ("question|formal",),
+    "via-lean": ("question", "answer"),
     "formalize": ("question",),
     "backtranslate": ("question", "formal"),
     "prove": ("formal:prove",),

@@ -31,9 +31,9 @@ from solve_in_lean.solve import chain_of_thought, target_of
 from solve_in_lean.verifier.values import same_number
 from solve_in_lean.verify import Policy
 
-TASKS = ("cot", "code", "lean-solve", "formalize", "backtranslate", "prove", "rerank")
+TASKS = ("cot", "code", "lean-solve", "via-lean", "formalize", "backtranslate", "prove", "rerank")
 SEARCHES = ("best-first",)
-NEEDS_LEAN = frozenset({"lean-solve", "formalize", "prove", "rerank"})
+NEEDS_LEAN = frozenset({"lean-solve", "via-lean", "formalize", "prove", "rerank"})
 
 
 @dataclass(frozen=True)
@@ -164,17 +164,48 @@ def vote_scores(pipeline_record: dict[str, Any], ref: str | None) -> dict[str, A
 
 def answer_tiers(pipeline_record: dict[str, Any]) -> dict[str, str | None]:
     """The answer at each tier of trust: *verified* (Lean computed it and the kernel accepted the proof),
-    *computed* (the majority of the values Lean evaluated for the answer definition, proof accepted or
-    not: InternLM-Math's "Solve this via Lean" figure) and *informal* (the chain-of-thought vote)."""
+    *computed* (Lean evaluated it: InternLM-Math's "Solve this via Lean" figure) and *informal* (the
+    chain-of-thought vote). A verified answer is the computed one too, whatever unverified programs
+    printed (they may outnumber it, or none may have printed: a chain-of-thought answer Lean confirmed);
+    only without one does the computed tier take the majority of the values Lean printed."""
     stage = pipeline_record.get("stages", {}).get("solve", {})
+    verified = pipeline_record.get("answer") if pipeline_record.get("verified") else None
     votes: Counter[str] = Counter()
     for attempt in stage.get("attempts", []):
         raw = attempt.get("answer_raw")
         if raw:  # Lean printed the answer: `#eval`, or its body (`#print`) where Lean cannot evaluate
             votes[attempt.get("answer") or parse_lean_value(raw) or " ".join(raw.split())] += 1
-    return {"verified": pipeline_record.get("answer") if pipeline_record.get("verified") else None,
-            "computed": votes.most_common(1)[0][0] if votes else None,
-            "informal": stage.get("cot_answer")}
+    computed = verified if verified is not None else (votes.most_common(1)[0][0] if votes else None)
+    return {"verified": verified, "computed": computed, "informal": stage.get("cot_answer")}
+
+
+def run_via_lean(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """InternLM-Math's "Solve this via Lean" (presets/via_lean.py): `samples` completions of the preset's
+    query, each one's `#eval` expression evaluated by Lean under an allow-listed type ascription; the
+    majority of the values Lean computed against the reference is the computed tier, no proof asked."""
+    from solve_in_lean.presets import get_preset
+    from solve_in_lean.presets.via_lean import ViaLeanAttempt, evaluate, vote
+
+    preset = ctx.preset if ctx.preset is not None and ctx.preset.has("via_lean") else get_preset("generic-instruct")
+    n, checker = ctx.options.solve.samples, _checker(ctx)
+    prompt = preset.render("via_lean", problem=item["question"])
+    stop = tuple(dict.fromkeys((*preset.sampling(ctx.params).stop, *preset.template("via_lean").stop)))
+    texts = [c.text for c in ctx.generator.generate([prompt], dataclasses.replace(ctx.params, n=n, stop=stop))[0]]
+    attempts = []
+    for text in texts:
+        code = preset.extract_lean(text)
+        attempt = ViaLeanAttempt(text, code)
+        if code is None:
+            attempt.reasons = ["no Lean code in the completion"]
+        else:
+            attempt.value, attempt.printed, attempt.reasons = evaluate(
+                code, checker, header=ctx.header or None, policy=ctx.policy, timeout_s=ctx.options.solve.timeout_s)
+        attempts.append(attempt)
+    result = vote(attempts)
+    ref = item["answer"]
+    return {"via_lean": {**result.to_dict(), "preset": preset.name}, "prediction": result.answer, "reference": ref,
+            "scores": {"computed_accuracy": result.answer is not None and bool(equivalent(result.answer, ref)),
+                       "computed_rate": result.answer is not None}}
 
 
 def run_formalize(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -313,7 +344,7 @@ def run_rerank(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
-    "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "formalize": run_formalize,
+    "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "via-lean": run_via_lean, "formalize": run_formalize,
     "backtranslate": run_backtranslate, "prove": run_prove, "rerank": run_rerank}
 
 
@@ -326,6 +357,7 @@ def metric_names(task: str, options: TaskOptions) -> list[str]:
             "lean-solve": ["verified_accuracy", "computed_accuracy", "informal_accuracy", "verified_rate", "accuracy",
                            "rule:majority_accuracy", "rule:lean_accuracy", "rule:verified_accuracy",
                            "determinate_rate"],
+            "via-lean": ["computed_accuracy", "computed_rate"],
             "formalize": ["elaboration_rate", "faithful_rate", "cheap_pass_rate", "reference_match"],
             "backtranslate": ["faithful_rate", "quantity_recall"],
             "rerank": ["best_of_n:reward", "best_of_n:prm", "best_of_n:majority", "best_of_n:lean", "pass@n"]}[task]
