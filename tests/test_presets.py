@@ -210,7 +210,7 @@ def test_each_reproduction_recipe_loads_names_a_preset_and_a_runnable_command(pa
     known = {opt for param in eval_cmd.params for opt in param.opts}
     assert {a for a in argv[2:] if a.startswith("-")} <= known
     ctx = eval_cmd.make_context("eval", argv[2:])  # the flags parse as the command declares them
-    assert ctx.params["task"] in ("prove", "lean-solve") and ctx.params["out"].startswith("runs/")
+    assert ctx.params["task"] in ("prove", "lean-solve", "via-lean") and ctx.params["out"].startswith("runs/")
 
 
 def test_the_four_published_figures_have_recipes():
