@@ -306,3 +306,90 @@ def test_the_report_shows_pass_at_k_per_round(kernel, tmp_path):
     written = report([tmp_path / "run"], tmp_path / "rep")
     assert "round0:pass@2" in written["table"] and "round1:pass@1" in written["table"]
     assert (tmp_path / "rep" / "pass_at_k.png").stat().st_size > 1000
+
+
+# --- goal states from the REPL's info tree (presets/goals.py) --------------------------------------------
+def _range(a, b, c, d, synthetic=False):
+    return {"synthetic": synthetic, "start": {"line": a, "column": b}, "finish": {"line": c, "column": d}}
+
+
+def _tactic(name, goals, rng, children=()):
+    return {"kind": "TacticInfo", "children": list(children),
+            "node": {"name": name, "goalsBefore": goals, "goalsAfter": [],
+                     "stx": {"pp": name, "kind": name, "argKinds": [], "range": rng}}}
+
+
+def _response(messages, infotree=None, tactics=None):
+    """A lean-interact CommandResponse parsed from JSON shaped as the REPL writes it (`infotree` set)."""
+    from lean_interact.interface import CommandResponse
+
+    data = {"env": 1, "messages": [{"severity": sev, "pos": {"line": a, "column": b}, "endPos": {"line": a, "column": b + 8},
+                                    "data": text} for sev, a, b, text in messages]}
+    if infotree is not None:
+        data["infotree"] = infotree
+    if tactics is not None:
+        data["tactics"] = tactics
+    return CommandResponse.model_validate(data)
+
+
+INFOTREE = [{"kind": "CommandInfo", "children": [
+    _tactic("Lean.Parser.Term.byTactic", ["x : ℕ\nh : x = 2\n⊢ x + x = 4"], _range(1, 40, 3, 10), [
+        _tactic("Lean.Parser.Tactic.tacticSeq", ["x : ℕ\nh : x = 2\n⊢ x + x = 4"], _range(2, 2, 3, 10), [
+            _tactic("Lean.Parser.Tactic.subst", ["x : ℕ\nh : x = 2\n⊢ x + x = 4"], _range(2, 2, 2, 9)),
+            _tactic("Mathlib.Tactic.linarith", ["case a\n⊢ 2 + 2 = 5"], _range(3, 2, 3, 10)),
+            _tactic("macro", ["⊢ synthetic"], _range(3, 2, 3, 10, synthetic=True))])])],
+    "node": {"elaborator": "Lean.Elab.Command.elabDeclaration",
+             "stx": {"pp": "theorem", "kind": "Lean.Parser.Command.declaration", "argKinds": [],
+                     "range": _range(1, 0, 3, 10)}}}]
+
+
+def test_the_goal_at_an_error_is_the_innermost_tactics_goal_in_the_info_tree():
+    from solve_in_lean.presets.goals import command_options, goals_at_errors
+
+    resp = _response([("error", 3, 2, "linarith failed to find a contradiction"),
+                      ("error", 1, 8, "unknown identifier 'y'"), ("warning", 2, 2, "unused")], INFOTREE)
+    assert goals_at_errors(resp) == {"3:2": "case a\n⊢ 2 + 2 = 5"}  # not the enclosing tactic's, not the macro's
+    assert goals_at_errors(resp, shift=4) == {"7:2": "case a\n⊢ 2 + 2 = 5"}  # moved as the checker moves messages
+    from lean_interact.interface import Command
+
+    assert Command(cmd="example : True := trivial", **command_options()).infotree == "original"
+
+
+def test_the_all_tactics_list_gives_goals_too_and_no_tree_gives_none():
+    from solve_in_lean.presets.goals import goals_at_errors
+
+    tactics = [{"pos": {"line": 2, "column": 2}, "endPos": {"line": 2, "column": 8}, "goals": "⊢ 1 = 2",
+                "tactic": "simp", "usedConstants": []}]
+    assert goals_at_errors(_response([("error", 2, 2, "simp made no progress")], tactics=tactics)) == {"2:2": "⊢ 1 = 2"}
+    assert goals_at_errors(_response([("error", 2, 2, "simp made no progress")])) == {}
+
+
+def test_feedback_shows_the_info_tree_goal_and_falls_back_to_the_message(kernel):
+    from solve_in_lean.presets.feedback import lean_feedback
+    from solve_in_lean.verify import verify
+
+    verdict = verify(BAD, kernel, header=MINI_PRELUDE)
+    err = next(m for m in verdict.check.messages if m.severity == "error")
+    from_text = lean_feedback(BAD, verdict)
+    assert "Goal at the error:\n⊢ Eq (N.one.add N.one) N.two" in from_text  # Lean's expected type, from its message
+    from_tree = lean_feedback(BAD, verdict, goals={f"{err.line}:{err.column}": "h : True\n⊢ Eq N.two N.two"})
+    assert "Goal at the error:\nh : True\n⊢ Eq N.two N.two" in from_tree
+    assert "Goal at the error:\n⊢ Eq (N.one.add" not in from_tree
+
+
+@pytest.mark.toolchain
+def test_the_repl_returns_the_goal_at_a_failing_tactic():
+    """End to end through the real Lean REPL (lean-interact): the info tree holds the failing tactic's goal."""
+    from lean_prelude import find_tool
+    from solve_in_lean.lean.toolchain import SETUP_HINT
+    from solve_in_lean.presets.goals import command_options, goals_at_errors
+
+    if find_tool("lake") is None:
+        pytest.skip(f"needs the full Lean toolchain and its REPL: {SETUP_HINT}")
+    from lean_interact import Command, LeanREPLConfig, LeanServer
+
+    server = LeanServer(LeanREPLConfig())
+    resp = server.run(Command(cmd="example (x : Nat) (h : x = 2) : x + x = 5 := by\n  subst h\n  rfl",
+                              **command_options()))
+    goals = goals_at_errors(resp)
+    assert any("⊢ 2 + 2 = 5" in g for g in goals.values()), goals

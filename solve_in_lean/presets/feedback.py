@@ -1,15 +1,17 @@
 """What a repair prompt tells the model: Lean's errors marked in its code, with the goal at each.
 
 Goedel-Prover-V2 wraps the failing span in `<error></error>` and quotes the message; Kimina's
-error-fixing rounds also show the goal state where the error happened. Lean writes that goal into
-the message itself for the errors where one exists (`unsolved goals`, a failed tactic such as
-`linarith failed`, a `type mismatch` with its expected type), so it is taken from there: the
-lines of the message from the first hypothesis or `⊢` on.
+error-fixing rounds also show the goal state where the error happened. Where the REPL's info tree
+gave the goal at an error (goals.py), that goal is shown; otherwise it is read from the message, where
+Lean writes it for the errors that have one (`unsolved goals`, a failed tactic such as `linarith failed`,
+a `type mismatch` with its expected type): the lines of the message from the first hypothesis or `⊢` on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
+
+from solve_in_lean.presets.goals import goal_for
 
 MAX_ERRORS = 5
 """Errors quoted: the first ones matter, the rest are usually their consequences."""
@@ -41,9 +43,12 @@ def _marked_line(code_lines: list[str], line: int, column: int, end_line: int | 
     return f"{text[:start]}<error>{text[start:stop]}</error>{text[stop:]}"
 
 
-def lean_feedback(code: str, verdict: Any) -> str:
+def lean_feedback(code: str, verdict: Any, goals: Mapping[str, str] | None = None) -> str:
     """The feedback on one rejected proof: each error with its line marked and the goal at it, or
-    the verifier's reasons when Lean reported no error (sorry, a forbidden axiom, wrong statement)."""
+    the verifier's reasons when Lean reported no error (sorry, a forbidden axiom, wrong statement).
+    `goals`: the info tree's goal at each error position of `code` (goals.goals_at_errors); the check's
+    own `goals`, when its backend keeps them, serve otherwise; the message text last."""
+    goals = goals if goals is not None else getattr(verdict.check, "goals", None)
     lines = code.split("\n")
     errors = [m for m in verdict.check.messages if m.severity == "error" and not m.in_header][:MAX_ERRORS]
     parts = []
@@ -53,7 +58,7 @@ def lean_feedback(code: str, verdict: Any) -> str:
         if marked := _marked_line(lines, m.line, m.column, m.end_line, m.end_column):
             block.append(marked)
         block.append(text)
-        if goal := goal_at(text):
+        if goal := goal_for(goals, m.line, m.column) or goal_at(text):
             block.append(f"Goal at the error:\n{goal}")
         parts.append("\n".join(block))
     if not parts:
