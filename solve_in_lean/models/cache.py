@@ -216,8 +216,9 @@ class CachedGenerator(Generator):
             if not announced:
                 owners = sorted({f"pid {c.pid} on {c.host}" for c in theirs.values()})
                 sys.stderr.write(f"lean-solve: waiting for {len(theirs)} requests that {', '.join(owners)} "
-                                 f"is generating into the cache {self.path} (at most {self.claim_wait_s:g} s "
-                                 "without progress), instead of generating them twice\n")
+                                 f"{'is' if len(owners) == 1 else 'are'} generating into the cache {self.path} "
+                                 f"(at most {self.claim_wait_s:g} s without progress), instead of generating "
+                                 "them twice\n")
                 announced = True
             if not self._wait(theirs):
                 sys.stderr.write(f"lean-solve: no request waited for finished in {self.claim_wait_s:g} s; "
@@ -309,13 +310,18 @@ class CachedGenerator(Generator):
         With a token, the lookup and the claims happen in one transaction, so a key finished
         between a lookup and a claim cannot be generated twice; without one, nothing is claimed.
         """
-        if token is None:
-            with self._lock:
-                stored = self._select(keys)
-            return stored, [k for k in keys if len(stored.get(k, {}).keys() & range(n)) < n], {}
-        with self._transaction() as db:
+        def incomplete(key: str) -> bool:
+            return len(stored.get(key, {}).keys() & range(n)) < n
+
+        with self._lock:  # a read first: a call served from the file takes no write lock
             stored = self._select(keys)
-            missing = [k for k in keys if len(stored.get(k, {}).keys() & range(n)) < n]
+        missing = [k for k in keys if incomplete(k)]
+        if token is None or not missing:
+            return stored, missing, {}
+        with self._transaction() as db:
+            for key, have in self._select(missing).items():  # what landed since the read
+                stored.setdefault(key, {}).update(have)
+            missing = [k for k in missing if incomplete(k)]
             held = self._claims_of(missing)
             theirs = {k: c for k, c in held.items() if not self._dead(c)}
             mine = [k for k in missing if k not in theirs]
