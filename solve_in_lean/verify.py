@@ -384,8 +384,8 @@ def _nothing_to_check(text: str) -> str | None:
 def _unaudited(audit: _Audit, raw: CheckResult) -> list[tuple[str, ...]]:
     """Declarations Lean says the code added (where the backend can tell) that no appended
     `#print axioms` covers."""
-    if raw.declarations is None:
-        return []
+    if raw.declarations is None or raw.declaration_axioms is not None:
+        return []  # no list, or Lean already audited every name on it
     covered = {line.parts for line in audit.footer.values() if line.kind == "axioms"}
     missed: list[tuple[str, ...]] = []
     for name, line in raw.declarations.items():
@@ -420,6 +420,8 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
 
     axioms: dict[str, list[str]] = {}
     all_axioms: dict[str, list[str]] = {}
+    lean_axioms = _lean_audited(audit, raw)
+    lean_listed = {_printed_parts(name) for name in raw.declaration_axioms or ()}
     answer: str | None = None
     reasons: list[str] = []
     sentinel_seen = target_failed = False
@@ -440,6 +442,9 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
                 continue
             shown = target.name if target is not None and is_target else subject
             all_axioms[shown] = printed[entry.parts]
+            if lean_axioms is not None and not is_target and entry.parts not in lean_listed:
+                reasons.append(f"Lean's own list of the declarations the code added lacks `{subject}`, "
+                               "so that list cannot be trusted")
             if entry.shown or is_target:
                 axioms.setdefault(shown, printed[entry.parts])
         elif kind == "target" and errors:
@@ -482,13 +487,16 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
         final.append(f"error at {m.line}:{m.column}: {_short(m.text)}")
     if len(code_errors) > 5:
         final.append(f"... and {len(code_errors) - 5} more errors")
-    if raw.sorry or any("sorryAx" in a for a in all_axioms.values()):
+    judged = [*all_axioms.items(), *(lean_axioms or [])]
+    if raw.sorry or any("sorryAx" in a for _, a in judged):
         final.append("the proof uses `sorry`")
-    for name, axs in all_axioms.items():
+    for name, axs in judged:
         bad = [a for a in axs if not policy.allows(a) and a != "sorryAx"]
         if bad:
             hint = " (native_decide: pass --allow-native to accept)" if set(bad) & NATIVE_AXIOMS else ""
             final.append(f"`{name}` depends on axioms outside the allow-list: {', '.join(bad)}{hint}")
+    if raw.completed and raw.status == "error" and not raw.errors:  # e.g. the REPL's audit failed
+        final.append(raw.detail or "Lean reported an error without a message")
     if raw.completed and not sentinel_seen:
         final.append("Lean stopped before the end of the file, so the audit did not run")
     if raw.completed and not code_errors:
@@ -499,10 +507,21 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
     if raw.completed and target is None and examples:
         final.append(f"the `example` at line {examples[0].line + audit.code_header_lines} cannot be audited "
                      "for axioms (it has no name): name it `theorem`")
-    if raw.completed and target is None and not final and not all_axioms:
+    if raw.completed and target is None and not final and not all_axioms and not lean_axioms:
         final.append("the code declares no named theorem or definition, so nothing was verified "
                      "(an `example` cannot be audited: name it `theorem`)")
     return Verdict(verified=not final, reasons=_dedupe(final), check=result, answer=answer)
+
+
+def _lean_audited(audit: _Audit, raw: CheckResult) -> list[tuple[str, list[str]]] | None:
+    """The axioms Lean itself collected for every declaration the code added (repl), by the name
+    to show; None where the backend lists names only, or none."""
+    if raw.declaration_axioms is None:
+        return None
+    nonce = audit.sentinel.rsplit(" ", 1)[-1]
+    ours = {f"_lean_solve_expected_{nonce}", f"_lean_solve_target_{nonce}"}
+    return [(render_name(parts) if (parts := _printed_parts(name)) else name, axs)
+            for name, axs in raw.declaration_axioms.items() if name not in ours]
 
 
 def _target_reason(name: str, error: str) -> str:

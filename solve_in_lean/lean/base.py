@@ -94,6 +94,9 @@ class CheckResult:
     """Declarations the checked text added, as Lean itself recorded them (name -> line in the
     code, 0 when Lean gives no position), where the backend can tell (`lean -i` .ilean); None
     where it cannot. The verifier audits every one of them, not only those it read in the text."""
+    declaration_axioms: dict[str, list[str]] | None = None
+    """The axioms of each of `declarations`, collected by Lean itself where the backend can
+    (repl: `Lean.collectAxioms` in the checked environment); None where it lists names only."""
 
     @property
     def ok(self) -> bool:

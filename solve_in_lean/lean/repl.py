@@ -8,6 +8,11 @@ never notice.
 
 Checks never build or download anything: the REPL is the one `setup` built (see
 `toolchain.repl_dir`), and lean-interact's log goes to stderr, so `--json` stdout stays clean.
+
+After the code, one trusted command of ours (`audit_command`) runs in the code's environment and
+lists every constant the environment holds beyond its imports, with the axioms Lean collects for
+each; the header's own constants are subtracted, so `CheckResult.declarations` is Lean's own list
+of what the code added and `declaration_axioms` its audit (docs/verification.md, *Backends*).
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from solve_in_lean.lean import lifecycle
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable, Message
@@ -35,6 +41,95 @@ HEADER_TIMEOUT_S = 900.0
 MAX_SYSTEM_MEMORY = 0.95
 """lean-interact restarts the REPL when the whole machine's RAM use passes this share; its 0.8
 default fires all the time beside a vLLM process, and the cap above already bounds Lean."""
+
+log = logging.getLogger(__name__)
+
+# --- the declaration audit -----------------------------------------------------------------
+
+AUDIT_PREFIX = "lean-solve-audit "
+_AUDIT_COMMAND = """\
+set_option maxHeartbeats 0 in
+#eval show _root_.Lean.Elab.Command.CommandElabM _root_.Unit from do
+  let emit : _root_.Array _root_.Lean.Json → _root_.Lean.Elab.Command.CommandElabM _root_.Unit := fun parts =>
+    _root_.Lean.logInfo (_root_.Lean.MessageData.ofFormat (_root_.Std.Format.text
+      (_root_.String.append "{prefix}" (_root_.Lean.Json.compress (_root_.Lean.Json.arr parts)))))
+  let str : _root_.String → _root_.Lean.Json := _root_.Lean.Json.str
+  let names : _root_.List _root_.Lean.Name := _root_.Lean.SMap.foldStage2
+    (fun acc name _ => _root_.List.cons name acc) _root_.List.nil
+    (_root_.Lean.Environment.constants (← _root_.Lean.getEnv))
+  _root_.List.forM names fun name => do
+    let found ← _root_.Lean.collectAxioms name
+    emit #[str "{nonce}", str "decl", str (_root_.Lean.Name.toString name),
+      _root_.Lean.Json.arr (_root_.Array.map (fun a => str (_root_.Lean.Name.toString a)) found)]
+  emit #[str "{nonce}", str "end", str (_root_.Nat.repr (_root_.List.length names))]
+"""
+
+
+def audit_command(nonce: str) -> str:
+    """The trusted command sent after the code, in the code's environment.
+
+    It reads Lean's own table of constants (`map₂`: everything added since the imports, private
+    and auxiliary names included), asks `Lean.collectAxioms` for each, and logs one JSON line per
+    constant, `["<nonce>", "decl", name, [axioms...]]`, then `["<nonce>", "end", "<count>"]`.
+    Every name is written from `_root_` and every step is an explicit function (no `for`, `++`,
+    `toString` or coercion), so what the code declared cannot redirect it; the random nonce, in
+    a command of its own, means nothing the code printed can pass for its lines."""
+    if not nonce.isalnum():
+        raise ValueError(f"the audit nonce must be alphanumeric, not {nonce!r}")
+    return _AUDIT_COMMAND.replace("{prefix}", AUDIT_PREFIX).replace("{nonce}", nonce)
+
+
+class AuditError(Exception):
+    """The audit command's answer is not what it prints: the audit cannot be trusted."""
+
+
+def parse_audit(messages: Iterable[Any], nonce: str) -> dict[str, list[str]]:
+    """The audit command's answer (the REPL's messages for that command) -> constant -> axioms.
+
+    Fails closed (AuditError) on anything but exactly its own output: an error, a line with this
+    nonce that is not well formed, a constant listed twice, a missing final line or a count that
+    differs. Lines without this nonce are not the audit's and are ignored."""
+    listed: dict[str, list[str]] = {}
+    count: int | None = None
+    for m in messages:
+        text = str(m.data).strip()
+        if m.severity == "error":
+            raise AuditError(f"Lean could not run it: {_first_line(text)}")
+        if m.severity != "info" or not text.startswith(AUDIT_PREFIX):
+            continue
+        try:
+            line = json.loads(text[len(AUDIT_PREFIX):])
+        except json.JSONDecodeError:
+            raise AuditError(f"a line is not JSON: {_first_line(text)}") from None
+        if not isinstance(line, list) or not line or line[0] != nonce:
+            continue
+        if count is not None:
+            raise AuditError("a line follows its last line")
+        if (len(line) == 4 and line[1] == "decl" and isinstance(line[2], str) and line[2]
+                and isinstance(line[3], list) and all(isinstance(a, str) and a for a in line[3])):
+            if line[2] in listed:
+                raise AuditError(f"it listed `{line[2]}` twice")
+            listed[line[2]] = line[3]
+        elif len(line) == 3 and line[1] == "end" and isinstance(line[2], str) and line[2].isdigit():
+            count = int(line[2])
+        else:
+            raise AuditError(f"a line is not well formed: {_first_line(text)}")
+    if count is None:
+        raise AuditError("its last line is missing")
+    if count != len(listed):
+        raise AuditError(f"it counted {count} constants but listed {len(listed)}")
+    return listed
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:300]
+
+
+def may_import_lean(header: str | None) -> bool:
+    """Whether the header imports anything: without an import only `Init` (or nothing, under
+    `prelude`) is loaded, and neither has Lean's meta library, so the audit cannot run."""
+    return bool(header) and any(line.strip().startswith("import")
+                                for line in split_header(header)[0].splitlines())
 
 
 def import_lean_interact() -> Any:
@@ -76,10 +171,19 @@ def repl_config(project: Path, repl: Path, lake: str, *, memory_mb: int | None) 
 
 
 @dataclass
+class _Header:
+    env: int
+    start: int
+    """The `server.starts` it was elaborated in (a restarted server has lost it)."""
+    constants: frozenset[str] | None
+    """The constants the header itself added, as the audit lists them; None when the header
+    has no Lean meta library, so the audit cannot run after code in it."""
+
+
+@dataclass
 class _Worker:
     server: Any
-    headers: dict[str, tuple[int, int]]
-    """Header text -> (its session-cache id, the `server.starts` it was elaborated in)."""
+    headers: dict[str, _Header]
 
 
 class ReplChecker(LeanChecker):
@@ -134,17 +238,17 @@ class ReplChecker(LeanChecker):
             raise
         return placeholder
 
-    def _env_for(self, worker: _Worker, header: str) -> tuple[int | None, list[Message]]:
+    def _env_for(self, worker: _Worker, header: str) -> tuple[_Header | None, list[Message]]:
         """The header's environment in the server's current process. After a restart it is
         elaborated again here, under `header_timeout_s` and before the check's clock starts
         (lean-interact would replay it lazily inside the check, with no timeout at all)."""
         server = worker.server
         if header in worker.headers:
-            env, process = worker.headers[header]
-            if process == server.starts and server.is_alive():
-                return env, []
+            known = worker.headers[header]
+            if known.start == server.starts and server.is_alive():
+                return known, []
             del worker.headers[header]
-            server.remove_from_session_cache(env)
+            server.remove_from_session_cache(known.env)
         resp = server.run(self._li.Command(cmd=header), timeout=self.header_timeout_s, add_to_session_cache=True)
         if isinstance(resp, self._li.interface.LeanError):
             return None, [Message("error", 1, 0, resp.message, in_header=True)]
@@ -152,8 +256,25 @@ class ReplChecker(LeanChecker):
         if any(m.severity == "error" for m in msgs):
             worker.server.remove_from_session_cache(resp.env)
             return None, msgs
-        worker.headers[header] = (resp.env, server.starts)
-        return resp.env, []
+        known = _Header(resp.env, server.starts, self._header_constants(worker, header, resp.env))
+        worker.headers[header] = known
+        return known, []
+
+    def _header_constants(self, worker: _Worker, header: str, env: int) -> frozenset[str] | None:
+        """The audit run on the header alone: the constants the header added (subtracted from
+        every later list), or None when it cannot run there (no Lean meta library imported)."""
+        if not may_import_lean(header):
+            return None
+        nonce = secrets.token_hex(8)
+        resp = worker.server.run(self._li.Command(cmd=audit_command(nonce), env=env), timeout=self.header_timeout_s)
+        try:
+            if isinstance(resp, self._li.interface.LeanError):
+                raise AuditError(f"the REPL refused it: {resp.message}")
+            return frozenset(parse_audit(resp.messages, nonce))
+        except AuditError as e:
+            log.warning("lean-solve: the repl backend audits declarations from the text only under this header "
+                        "(Lean's list of declarations needs `import Lean` or Mathlib): %s", e)
+            return None
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         shift = 0
@@ -166,17 +287,22 @@ class ReplChecker(LeanChecker):
         worker = self._acquire()
         what, limit = "the header", self.header_timeout_s
         try:
-            env = None
+            known = None
             if header and header.strip():
-                env, header_msgs = self._env_for(worker, header)
-                if env is None:
+                known, header_msgs = self._env_for(worker, header)
+                if known is None:
                     return CheckResult(status="error", messages=header_msgs, lean_version=self.lean_version,
                                        detail="the header does not elaborate")
             if not code.strip():
                 # the REPL refuses an empty command; an empty body is simply fine
                 return CheckResult(status="ok", lean_version=self.lean_version)
             what, limit = "the code", timeout_s
-            resp = worker.server.run(self._li.Command(cmd=code, env=env), timeout=timeout_s)
+            resp = worker.server.run(self._li.Command(cmd=code, env=known.env if known else None), timeout=timeout_s)
+            audit: dict[str, list[str]] | str | None = None
+            if (known is not None and known.constants is not None
+                    and not isinstance(resp, self._li.interface.LeanError) and not resp.has_errors()):
+                what = "the declaration audit"
+                audit = self._audit(worker, resp.env, known.constants, timeout_s)
         except TimeoutError:
             return CheckResult(status="timeout", detail=f"Lean did not finish {what} within {limit:g} s; "
                                                         "the REPL server was killed and will restart")
@@ -195,9 +321,29 @@ class ReplChecker(LeanChecker):
             msgs.append(msg)
         axioms = axioms_from_messages(msgs)
         full_code = code if not shift else "\n" * shift + code
-        return CheckResult(status="error" if any(m.severity == "error" for m in msgs) else "ok",
-                           messages=msgs, axioms=axioms, evals=eval_outputs(full_code, msgs),
-                           sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version)
+        result = CheckResult(status="error" if any(m.severity == "error" for m in msgs) else "ok",
+                             messages=msgs, axioms=axioms, evals=eval_outputs(full_code, msgs),
+                             sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version)
+        if isinstance(audit, str):  # the header can run the audit, so a failed one rejects (fail closed)
+            result.status, result.detail = "error", audit
+        elif audit is not None:
+            result.declarations = {name: 0 for name in audit}
+            result.declaration_axioms = audit
+        return result
+
+    def _audit(self, worker: _Worker, env: int, header_constants: frozenset[str],
+               timeout_s: float) -> dict[str, list[str]] | str:
+        """The constants the code added (Lean's list, minus the header's) -> their axioms, or
+        why the audit failed, in one sentence."""
+        nonce = secrets.token_hex(8)
+        resp = worker.server.run(self._li.Command(cmd=audit_command(nonce), env=env), timeout=timeout_s)
+        try:
+            if isinstance(resp, self._li.interface.LeanError):
+                raise AuditError(f"the REPL refused it: {resp.message}")
+            listed = parse_audit(resp.messages, nonce)
+        except AuditError as e:
+            return f"Lean's list of the declarations the code added could not be read, so they were not audited: {e}"
+        return {name: axioms for name, axioms in listed.items() if name not in header_constants}
 
     def _failed(self, worker: _Worker, error: Exception) -> CheckResult:
         """Status of a check whose REPL died or answered garbage; the server restarts on next use.
@@ -229,9 +375,10 @@ class ReplChecker(LeanChecker):
         try:
             env = None
             if header:
-                env, msgs = self._env_for(worker, header)
-                if env is None:
+                known, msgs = self._env_for(worker, header)
+                if known is None:
                     raise LeanUnavailable(f"the header does not elaborate: {msgs[0].text if msgs else ''}")
+                env = known.env
             yield TacticSession(self, worker, env, timeout)
         finally:
             self._idle.put(worker)
