@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -76,3 +77,32 @@ def test_check_json_stdout_is_only_the_json(launchers, tmp_path):
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["status"] == "error"
+
+
+def test_lean_version_is_asked_through_lifecycle_so_it_dies_with_lean_solve(launchers, tmp_path):
+    """A `lean --version` that hangs must not outlive a killed lean-solve (it used to be a bare
+    subprocess.run, orphaned by kill -9)."""
+    marker = tmp_path / "version-started"
+    real_lean = (launchers.lean_dir / "lean").read_text().splitlines()[1]  # "exec <bundled Lean> "$@""
+    hang = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(3600)"
+    (launchers.lean_dir / "lean").write_text(
+        f'#!/bin/sh\nif [ "$1" = --version ]; then exec {sys.executable} -c "{hang}" {marker}; fi\n{real_lean}\n')
+    asker = subprocess.Popen([sys.executable, "-c", "from solve_in_lean.lean import get_checker\n"
+                              "print(get_checker('lake').lean_version)"], env=os.environ.copy())
+
+    def hanging() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if str(marker) in (p.info["cmdline"] or [])]
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and asker.poll() is None, "`lean --version` never started"
+            time.sleep(0.02)
+        asker.kill()
+        asker.wait()
+        deadline = time.monotonic() + 10
+        while hanging() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not hanging(), "`lean --version` outlived the lean-solve that started it"
+    finally:
+        for p in hanging():
+            p.kill()

@@ -27,6 +27,7 @@ from solve_in_lean.eval.finetune import TrainConfig, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TASKS, TaskContext, TaskOptions, metric_names
 from solve_in_lean.eval.trainingdata import TRAIN_TASKS, examples_from, mix, write_examples
 from solve_in_lean.models.base import Completion, Generator, Prompt, SamplingParams
+from solve_in_lean.presets import preset_of
 from solve_in_lean.settings import ConfigError, Settings, make_checker, read_toml, settings_from_tables
 
 BASE = "base"
@@ -292,7 +293,8 @@ def _evaluate_row(cfg: TransferConfig, row: str, model_path: str, selections: li
     with SamplingRule(lazy, auto_temperature=auto) as generator:
         for entry, selection in zip(cfg.evals, selections):
             ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, mcfg.sampling, entry.options,
-                              cfg.header, cfg.settings.lean.policy(), auto_temperature=auto)
+                              cfg.header, cfg.settings.lean.policy(), auto_temperature=auto,
+                              preset=preset_of(cfg.settings))
             run_dir = cfg.out / "runs" / row / entry.name
             _, _, metrics = evaluate(run_dir, selection, ctx, model=mcfg.to_dict(), progress=progress,
                                      workers=cfg.workers)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, LeanUnavailable
+from solve_in_lean.lean.process import run_limited
 from solve_in_lean.lean.process_backend import ProcessChecker
 from solve_in_lean.lean.toolchain import MATHLIB_MEMORY_MB, lake_environment, lean_in, project_dir, require_lake, use_mathlib
+
+
+VERSION_TIMEOUT_S = 300.0
+"""`lean --version` of a cold toolchain (first start, slow disk) can take a while."""
 
 
 class LakeChecker(ProcessChecker):
@@ -36,11 +40,16 @@ class LakeChecker(ProcessChecker):
 
     @functools.cached_property
     def lean_version(self) -> str:
-        out = subprocess.run([self._lean, "--version"], cwd=self._dir, env=self._env, capture_output=True,
-                             text=True, timeout=300, stdin=subprocess.DEVNULL)
+        """Asked through `run_limited` like every check, so this Lean too dies with lean-solve.
+        Without the checks' memory cap: a cap too small for Lean is a check's "memory" verdict,
+        not a backend that is unavailable."""
+        out = run_limited([self._lean, "--version"], stdin_text="", timeout_s=VERSION_TIMEOUT_S,
+                          memory_mb=None, max_output_bytes=self.max_output_bytes,
+                          cwd=str(self._dir), env=self._env)
         match = re.search(r"version (\S+?),", out.stdout)
         if out.returncode != 0 or not match:
-            raise LeanUnavailable(f"`{self._lean} --version` failed in {self._dir}: {out.stderr.strip()[:300]}")
+            why = f"it ran longer than {VERSION_TIMEOUT_S:g} s" if out.timed_out else out.stderr.strip()[:300]
+            raise LeanUnavailable(f"`{self._lean} --version` failed in {self._dir}: {why}")
         return match.group(1)
 
     def command(self, threads: int) -> list[str]:
