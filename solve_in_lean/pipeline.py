@@ -36,6 +36,10 @@ class PipelineConfig:
     policy: Policy = field(default_factory=Policy)
     explain_with_model: bool = True
     """Back-translate the verified Lean into an explanation; else a plain template."""
+    preset: Any = None
+    """The model preset (presets.Preset; presets.preset_of resolves it): its formalize, backtranslate and
+    chain-of-thought queries replace the project's, and a statement to prove is proved under its protocol
+    (its prove prompt and extraction, presets/proving.py). None: the project's prompts."""
 
 
 def problem_text(item: dict[str, Any]) -> str:
@@ -76,14 +80,28 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
     t = time.perf_counter()
     if formal is None and question:
         fres = formalize(question, gen, lean, params=params, k=o.formalize_samples, rounds=o.rounds,
-                         header=cfg.header, id=record["id"] or "problem", judge=o.judge, timeout_s=o.timeout_s)
+                         header=cfg.header, id=record["id"] or "problem", judge=o.judge, timeout_s=o.timeout_s,
+                         prompts=cfg.preset.autoformalize_prompts() if cfg.preset is not None else None)
         record["stages"]["formalize"] = fres.to_dict()
         formal = fres.best.problem if fres.best else None
     record["timings"]["formalize_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if formal is not None:
-        sres = solve(formal, gen, lean, params=params, options=o, policy=cfg.policy)
+    cot_template = cfg.preset.prompts.get("cot") if cfg.preset is not None else None
+    if formal is not None and formal.kind == "prove" and cfg.preset is not None and cfg.preset.has("prove"):
+        from solve_in_lean.presets.proving import prove
+
+        pres = prove(formal, gen, lean, params=params, options=o, policy=cfg.policy, preset=cfg.preset)
+        record["stages"]["solve"] = {**pres.to_dict(), "kind": "prove",
+                                     "status": "verified" if pres.verified else "no answer"}
+        record["formal"] = formal.to_dict()
+        answer, verified, proof = None, pres.verified, pres.proof
+    elif formal is not None:
+        sres = solve(formal, gen, lean, params=params, options=o.replace(cot_samples=0) if cot_template else o,
+                     policy=cfg.policy)
+        if cot_template is not None and formal.kind == "compute" and o.cot_samples > 0 and formal.source:
+            sres.cot_answer, sres.cot_votes, sres.cot_samples = chain_of_thought(
+                formal.source, gen, params=params, k=o.cot_samples, template=cot_template)
         record["stages"]["solve"] = sres.to_dict()
         record["formal"] = formal.to_dict()
         answer, verified, proof = sres.answer, sres.verified, sres.proof
@@ -92,8 +110,8 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
             record["stages"]["vote"] = vote.to_dict()
             answer, verified, proof = vote.answer, vote.verified, vote.proof
     else:
-        cot = chain_of_thought(question, gen, params=params, k=o.cot_samples) if question and o.cot_samples \
-            else (None, {}, [])
+        cot = chain_of_thought(question, gen, params=params, k=o.cot_samples, template=cot_template) \
+            if question and o.cot_samples else (None, {}, [])
         record["stages"]["solve"] = {"skipped": "no statement elaborated", "cot_answer": cot[0],
                                      "cot_votes": cot[1], "cot_samples": cot[2]}
         answer, verified, proof = cot[0], False, None
@@ -121,5 +139,6 @@ def _explain(formal: FormalProblem | None, value: str | None, verified: bool, ge
                                     answer_name=formal.answer_name, value=value, proof_checked=True)
     if not cfg.explain_with_model:
         return fallback
-    text = backtranslate(formal.statement, gen, params=params, result=value).strip()
+    prompts = cfg.preset.autoformalize_prompts() if cfg.preset is not None else None
+    text = backtranslate(formal.statement, gen, params=params, result=value, prompts=prompts).strip()
     return f"{text}\n\n{fallback}" if text else fallback

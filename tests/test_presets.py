@@ -393,3 +393,104 @@ def test_the_repl_returns_the_goal_at_a_failing_tactic():
                               **command_options()))
     goals = goals_at_errors(resp)
     assert any("⊢ 2 + 2 = 5" in g for g in goals.values()), goals
+
+
+# --- --preset on every model-using command (presets.preset_of resolves it once) ----------------------------
+def _scripted_cli(monkeypatch, module, script):
+    """The command's model replaced by a scripted generator (given texts, not a model); Lean stays real."""
+    gen = ScriptedGenerator(script)
+    monkeypatch.setattr(module, "make_generator", lambda settings, **kw: (settings.model_config(cache_by_default=False),
+                                                                           gen))
+    return gen
+
+
+def _invoke(*args):
+    from typer.testing import CliRunner
+
+    from solve_in_lean.cli import _register, app
+
+    _register()
+    return CliRunner().invoke(app, list(args))
+
+
+def _internlm_script(prompt, i):
+    text = prompt[-1]["content"] if isinstance(prompt, list) else prompt
+    if text.startswith("Complete the following Lean 4 proof:"):
+        return fence(GOOD)
+    if text.startswith("Convert this natural langauge statement"):
+        return fence("theorem t : Eq N.one N.one := by sorry")
+    return "The answer is \\boxed{N.two}."
+
+
+def test_solve_takes_a_preset_and_proves_under_its_protocol(kernel, monkeypatch, tmp_path):
+    import solve_in_lean.cli.solve as module
+
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({**ITEMS[i], "formal": {**ITEMS[i]["formal"], "header": MINI_PRELUDE}})
+                                + "\n" for i in ("one_add_one", "cats")))
+    gen = _scripted_cli(monkeypatch, module, _internlm_script)
+    out = tmp_path / "out.jsonl"
+    res = _invoke("solve", "--input", str(problems), "--output", str(out), "--preset", "internlm2-math-plus-7b",
+                  "-b", "kernel", "--header", str(header), "-n", "1", "--rounds", "0", "--cot-samples", "1",
+                  "--cache", "off", "--json")
+    assert res.exit_code == 0, res.output
+    recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert recs["one_add_one"]["verified"] is True and recs["one_add_one"]["stages"]["solve"]["preset"] == \
+        "internlm2-math-plus-7b"
+    contents = [p[-1]["content"] for p in gen.prompts]
+    assert any(c.startswith("Complete the following Lean 4 proof:\n") and "one_add_one" in c for c in contents)
+    assert ITEMS["cats"]["question"] in contents  # InternLM's CoT query is the bare question
+    assert recs["cats"]["stages"]["solve"]["cot_answer"] == "N.two"
+
+
+def test_formalize_takes_a_preset(kernel, monkeypatch, tmp_path):
+    import solve_in_lean.cli.formalize as module
+
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    gen = _scripted_cli(monkeypatch, module, _internlm_script)
+    res = _invoke("formalize", "Show that one equals one.", "--preset", "internlm2-math-plus-7b", "-b", "kernel",
+                  "--header", str(header), "--formalize-samples", "1", "--rounds", "0", "--no-judge", "--cache", "off",
+                  "--json")
+    assert res.exit_code in (0, 1), res.output
+    assert gen.prompts[0][-1]["content"] == \
+        "Convert this natural langauge statement into a Lean 4 theorem statement:Show that one equals one."
+    assert any(p[-1]["content"].startswith("Convert this Lean 4 theorem statement into natural language:")
+               for p in gen.prompts)
+
+
+def test_augment_takes_a_preset_and_records_it(kernel, monkeypatch, tmp_path):
+    import solve_in_lean.cli.augment as module
+
+    header = tmp_path / "prelude.lean"
+    header.write_text(MINI_PRELUDE)
+    problems = tmp_path / "p.jsonl"
+    item = ITEMS["one_add_one"]
+    problems.write_text(json.dumps({**item, "formal": {**item["formal"], "header": MINI_PRELUDE}}) + "\n")
+    gen = _scripted_cli(monkeypatch, module, lambda prompt, i: "Bo has one dog and gets one more. How many dogs?"
+                        if "Convert" not in str(prompt) else _internlm_script(prompt, i))
+    out = tmp_path / "new.jsonl"
+    res = _invoke("augment", "--input", str(problems), "--output", str(out), "--mode", "from-lean", "-k", "1",
+                  "--preset", "internlm2-math-plus-7b", "-b", "kernel", "--header", str(header), "-n", "1",
+                  "--rounds", "0", "--formalize-samples", "1", "--cot-samples", "1", "--no-judge", "--cache", "off")
+    assert res.exit_code == 0, res.output
+    from solve_in_lean.augment.run import log_path
+
+    logged = [json.loads(line) for line in log_path(str(out)).read_text().splitlines()]
+    assert logged and all(r["config"]["preset"] == "internlm2-math-plus-7b" for r in logged)
+    assert any(p[-1]["content"].startswith("Convert this natural langauge statement into a Lean 4 theorem statement:"
+                                           "Bo has one dog") for p in gen.prompts)  # the variant formalized with it
+
+
+def test_experiment_configs_resolve_their_model_preset(tmp_path):
+    from solve_in_lean.presets import preset_of
+    from solve_in_lean.settings import settings_from_tables
+
+    settings = settings_from_tables({"model": {"preset": "goedel-prover-v2-8b", "backend": "vllm"}}, path=None,
+                                    root=tmp_path)
+    preset = preset_of(settings)
+    assert preset is get_preset("goedel-prover-v2-8b") and settings.model.model == preset.model
+    assert settings.model.sampling.max_new_tokens == preset.max_new_tokens
+    assert preset_of(settings_from_tables({}, path=None, root=tmp_path)) is None

@@ -10,7 +10,7 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxNewTokensOpt, ModelBackendOpt,
-                                      ModelOpt, ModelOptionOpt, RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt,
+                                      ModelOpt, ModelOptionOpt, PresetOpt, RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt,
                                       TemperatureOpt, TimeoutOpt, batch_io, check_header, check_writable_file,
                                       make_generator, model_errors, print_json, read_header, settings_from)
 from solve_in_lean.errors import InputError
@@ -37,6 +37,7 @@ def augment(
     cot_samples: CotSamplesOpt = None,
     judge: JudgeOpt = None,
     model: ModelOpt = None,
+    preset: PresetOpt = None,
     model_backend: ModelBackendOpt = None,
     model_option: ModelOptionOpt = [],
     temperature: TemperatureOpt = None,
@@ -75,7 +76,8 @@ def augment(
     settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, samples=samples, rounds=rounds,
-                             formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge)
+                             formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,
+                             preset=preset)
     with batch_io(None, input, str(log_path(output)), lambda items: (items, [])) as (items, _):
         seen.add(items, f"the source set {input}")
         header_text = read_header(settings)
@@ -111,10 +113,16 @@ def _with_model(mode: str, items: list[dict], output: str, checker: Any, header:
     from solve_in_lean.augment.generative import augment as generative
     from solve_in_lean.augment.run import run
     from solve_in_lean.pipeline import PipelineConfig
+    from solve_in_lean.presets import preset_of
 
     mcfg, generator = make_generator(settings)
-    cfg = PipelineConfig(options=settings.solve, header=header, policy=settings.lean.policy())
+    cfg = PipelineConfig(options=settings.solve, header=header, policy=settings.lean.policy(),
+                         preset=preset_of(settings))
+    config = {"mode": mode, "k": k, "model": mcfg.model}
+    if settings.preset:  # recorded only when chosen: logs made before presets resume unchanged
+        config["preset"] = settings.preset
     with generator, model_errors(mcfg):
         return run(items, output, lambda item: generative(item, mode, generator, checker, k=k, params=mcfg.sampling,
                                                           cfg=cfg),
-                   config={"mode": mode, "k": k, "model": mcfg.model}, seen=seen, retry_errors=retry_errors)
+                   config=config,
+                   seen=seen, retry_errors=retry_errors)

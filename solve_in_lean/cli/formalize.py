@@ -10,30 +10,34 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, CacheOpt, ConfigOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxCharsOpt, MaxNewTokensOpt,
-                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, RayOpt, RetryErrorsOpt, RoundsOpt,
-                                      TemperatureOpt, TimeoutOpt, batch_io, check_header,
+                                      ModelBackendOpt, ModelOpt, ModelOptionOpt, PresetOpt, RayOpt, RetryErrorsOpt,
+                                      RoundsOpt, TemperatureOpt, TimeoutOpt, batch_io, check_header,
                                       make_generator, model_errors, print_json, read_header, settings_from)
 from solve_in_lean.errors import InputError
 
 
 def formalize_one(item: dict[str, Any], generator: Any, checker: Any, *, params: Any, options: Any,
-                  header: str) -> Any:
-    """One problem's FormalizationResult: statements that elaborate, ranked (autoformalize.formalize)."""
+                  header: str, preset: Any = None) -> Any:
+    """One problem's FormalizationResult: statements that elaborate, ranked (autoformalize.formalize),
+    under the preset's formalize and backtranslate queries when it has them."""
     from autoformalize.formalize import formalize
 
     text = options.check_problem(item["question"])
     return formalize(text, generator, checker, params=params, k=options.formalize_samples, rounds=options.rounds,
                      header=header, id=item["id"], kind=item["meta"].get("kind"), judge=options.judge,
-                     timeout_s=options.timeout_s)
+                     timeout_s=options.timeout_s,
+                     prompts=preset.autoformalize_prompts() if preset is not None else None)
 
 
 def formalize_batch(items: list[dict[str, Any]], output: str | Path, generator: Any, checker: Any, *, params: Any,
-                    options: Any, header: str, progress: bool | None = None, retry_errors: bool = False) -> Any:
+                    options: Any, header: str, progress: bool | None = None, retry_errors: bool = False,
+                    preset: Any = None) -> Any:
     """Formalize every problem not yet in `output` (batch.run_batch: resumable, per-problem errors)."""
     from solve_in_lean.batch import run_batch
 
     def record(item: dict[str, Any]) -> dict[str, Any]:
-        result = formalize_one(item, generator, checker, params=params, options=options, header=header)
+        result = formalize_one(item, generator, checker, params=params, options=options, header=header,
+                               preset=preset)
         return {**result.to_dict(), "dataset": item.get("dataset", "default")}
 
     return run_batch(items, output, record, description="formalizing", progress=progress, retry_errors=retry_errors)
@@ -55,6 +59,7 @@ def formalize(
     timeout: TimeoutOpt = None,
     mathlib: MathlibOpt = None,
     model: ModelOpt = None,
+    preset: PresetOpt = None,
     model_backend: ModelBackendOpt = None,
     model_option: ModelOptionOpt = [],
     temperature: TemperatureOpt = None,
@@ -79,7 +84,10 @@ def formalize(
     settings = settings_from(config, ray=ray, backend=backend, timeout=timeout, mathlib=mathlib, header=header, model=model,
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, formalize_samples=formalize_samples,
-                             rounds=rounds, judge=judge, max_problem_chars=max_problem_chars)
+                             rounds=rounds, judge=judge, max_problem_chars=max_problem_chars, preset=preset)
+    from solve_in_lean.presets import preset_of
+
+    chosen = preset_of(settings)
     with batch_io(text, input, output, english_problems) as (items, unusable):
         if input is None:
             settings.solve.check_problem(text or "")
@@ -92,11 +100,12 @@ def formalize(
             with generator, model_errors(mcfg):
                 if input is not None:
                     summary = formalize_batch(items, output, generator, checker, params=mcfg.sampling,
-                                              options=settings.solve, header=header_text, retry_errors=retry_errors)
+                                              options=settings.solve, header=header_text, retry_errors=retry_errors,
+                                              preset=chosen)
                     _print_batch(summary, unusable, output, json_out)
                 else:
                     _print_one(formalize_one(items[0], generator, checker, params=mcfg.sampling,
-                                             options=settings.solve, header=header_text), json_out)
+                                             options=settings.solve, header=header_text, preset=chosen), json_out)
 
 
 def _print_batch(summary: Any, unusable: list[str], output: str, json_out: bool) -> None:

@@ -9,7 +9,7 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, EXIT_REJECTED, CacheOpt, ConfigOpt, CotSamplesOpt,
                                       FormalizeSamplesOpt, HeaderOpt, JudgeOpt, LeanBackendOpt, MathlibOpt,
-                                      MaxCharsOpt, MaxNewTokensOpt, ModelBackendOpt, ModelOpt, ModelOptionOpt,
+                                      MaxCharsOpt, MaxNewTokensOpt, ModelBackendOpt, ModelOpt, ModelOptionOpt, PresetOpt,
                                       RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt, TemperatureOpt, TimeoutOpt, batch_io,
                                       check_header, make_generator, model_errors, print_json,
                                       read_header, settings_from)
@@ -31,6 +31,7 @@ def solve(
     timeout: TimeoutOpt = None,
     mathlib: MathlibOpt = None,
     model: ModelOpt = None,
+    preset: PresetOpt = None,
     model_backend: ModelBackendOpt = None,
     model_option: ModelOptionOpt = [],
     temperature: TemperatureOpt = None,
@@ -47,6 +48,7 @@ def solve(
     2 when it could not run (no model, no Lean, bad input).
     """
     from solve_in_lean.pipeline import PipelineConfig
+    from solve_in_lean.presets import preset_of
     from solve_in_lean.problems import solvable
 
     from solve_in_lean.settings import make_checker
@@ -55,7 +57,7 @@ def solve(
                              model_backend=model_backend, model_option=model_option, temperature=temperature,
                              max_new_tokens=max_new_tokens, cache=cache, samples=samples, rounds=rounds,
                              formalize_samples=formalize_samples, cot_samples=cot_samples, judge=judge,
-                             max_problem_chars=max_problem_chars)
+                             max_problem_chars=max_problem_chars, preset=preset)
     with batch_io(text, input, output, solvable) as (items, unusable):
         if input is None:
             settings.solve.check_problem(text or "")
@@ -64,7 +66,8 @@ def solve(
         with checker:
             check_header(checker, header_text, settings.solve.timeout_s)
             mcfg, generator = make_generator(settings)
-            cfg = PipelineConfig(options=settings.solve, header=header_text, policy=settings.lean.policy())
+            cfg = PipelineConfig(options=settings.solve, header=header_text, policy=settings.lean.policy(),
+                                 preset=preset_of(settings))
             with generator, model_errors(mcfg):
                 if input is not None:
                     _batch(items, unusable, output, generator, checker, mcfg.sampling, cfg, retry_errors, json_out)

@@ -43,6 +43,7 @@ from solve_in_lean.eval.trainingdata import TRAIN_TASKS, chat_example, mix, reco
 from solve_in_lean.eval.transfer import (EvalEntry, _check_headers, _eval_entry, _hash, _LazyGenerator, _table,
                                          _task_name, base_model, read_experiment)
 from solve_in_lean.models.base import Generator
+from solve_in_lean.presets import preset_of
 from solve_in_lean.settings import ConfigError, Settings, make_checker
 
 POOL_TASKS = ("cot", "lean-solve", "formalize", "prove")
@@ -298,7 +299,8 @@ def _run_all(cfg: IterateConfig, entries: list[EvalEntry], selections: list[Any]
     with SamplingRule(generator_for(model, seed), auto_temperature=auto) as generator:
         for entry, selection in zip(entries, selections):
             ctx = TaskContext(generator, checker if entry.task in NEEDS_LEAN else None, mcfg.sampling, entry.options,
-                              cfg.header, cfg.settings.lean.policy(), auto_temperature=auto)
+                              cfg.header, cfg.settings.lean.policy(), auto_temperature=auto,
+                              preset=preset_of(cfg.settings))
             run, _, _ = evaluate(where / entry.name, selection, ctx, model=mcfg.to_dict(), progress=progress,
                                  workers=cfg.workers)
             runs.append(run)

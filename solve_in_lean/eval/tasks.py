@@ -129,7 +129,7 @@ def run_cot(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 def run_lean_solve(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """The whole pipeline (formalize when needed, solve in Lean, explain); verified answers count."""
-    cfg = PipelineConfig(options=ctx.options.solve, header=ctx.header, policy=ctx.policy)
+    cfg = PipelineConfig(options=ctx.options.solve, header=ctx.header, policy=ctx.policy, preset=ctx.preset)
     problem = {"id": item["id"], "question": item.get("question") or ""}
     if item.get("formal"):
         problem["formal"] = formal_problem(item, ctx.header).to_dict()
@@ -321,10 +321,7 @@ def _preset_prompt(ctx: TaskContext, task: str) -> Any:
 
 def _formalize_prompts(ctx: TaskContext) -> dict[str, Any] | None:
     """autoformalize's templates with the preset's formalize/backtranslate queries in their place."""
-    from autoformalize.templates import default_prompts
-
-    own = {t: p for t in ("formalize", "backtranslate") if (p := _preset_prompt(ctx, t)) is not None}
-    return {**default_prompts(), **own} if own else None
+    return ctx.preset.autoformalize_prompts() if ctx.preset is not None else None
 
 
 def _checker(ctx: TaskContext) -> LeanChecker:

@@ -95,6 +95,16 @@ class Preset:
             return tmpl.instruction_for(**fields)
         return tmpl.render(**fields)
 
+    def autoformalize_prompts(self) -> dict[str, PromptTemplate] | None:
+        """autoformalize's templates with this preset's formalize/backtranslate queries in their place;
+        None when it has neither (autoformalize then uses its own)."""
+        own = {t: self.prompts[t] for t in ("formalize", "backtranslate") if t in self.prompts}
+        if not own:
+            return None
+        from autoformalize.templates import default_prompts
+
+        return {**default_prompts(), **own}
+
     def extract_lean(self, text: str, *, prefix: str = "") -> str | None:
         """The Lean of a completion under this preset's rule. `prefix` is the code the prompt
         already holds (header and statement) for a completion model that continues it. Import
@@ -146,6 +156,15 @@ def get_preset(name: str) -> Preset:
     if name not in presets:
         raise InputError(f"unknown preset {name!r}; `lean-solve models` lists them: {', '.join(sorted(presets))}")
     return presets[name]
+
+
+def preset_of(settings: Any) -> Preset | None:
+    """The preset a command's settings chose (`--preset` or `[model] preset`), or None. The one place a
+    preset is resolved: settings.py has already put its model id and sampling into the model config;
+    what it returns here brings the rest, its prompts, extraction rule and repair rounds, to the
+    command (pipeline.PipelineConfig, eval's TaskContext)."""
+    name = getattr(settings, "preset", None)
+    return get_preset(name) if name else None
 
 
 def budget_for_model(model: str) -> int | None:
