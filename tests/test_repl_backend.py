@@ -1,9 +1,15 @@
 """The repl backend end to end: lean-solve -> the real lean-interact classes and subprocess
 plumbing -> the REPL-protocol launcher -> the real bundled Lean, which decides every verdict.
-Only the launchers (tests/launchers/) stand in for the toolchain that cannot be downloaded here."""
+Only the launchers (tests/launchers/) stand in for the toolchain that cannot be downloaded here.
+
+The declaration audit (a trusted command after the code) needs Lean's meta library, which the
+bundled Lean lacks: here its command text, its parser (on REPL-shaped answers built from
+lean-interact's own classes), the fallback without that library and the verdict rules run; the
+audit itself runs in the `toolchain`/`mathlib` tests at the end."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +20,10 @@ import psutil
 import pytest
 
 from launchers.toolchain import install_launchers
-from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, slow_proof
+from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, needs_mathlib, needs_toolchain, slow_proof
 from solve_in_lean.lean import LeanUnavailable, get_checker
+from solve_in_lean.lean.repl import AUDIT_PREFIX, AuditError, audit_command, may_import_lean, parse_audit
+from solve_in_lean.verify import Policy, Target, verify
 
 
 @pytest.fixture
@@ -41,6 +49,7 @@ def test_verdicts_come_from_lean_and_the_header_is_elaborated_once(repl, launche
     sent = commands(launchers)
     assert [c["cmd"] for c in sent] == [MINI_PRELUDE, GOOD_PROOF, WRONG_PROOF]
     assert "env" not in sent[0] and sent[1]["env"] == sent[2]["env"] == 0  # the header's environment, reused
+    assert bad.declarations is None  # no import, so no Lean meta library: no audit command was sent
 
 
 def test_own_header_is_split_and_positions_are_in_the_whole_file(repl, launchers):
@@ -236,3 +245,241 @@ def test_repl_processes_are_tracked_until_killed(launchers):
         pid = checker._all[0].server._proc.pid
         assert pid in lifecycle._groups
     assert pid not in lifecycle._groups and not psutil.pid_exists(pid)
+
+
+# --- the declaration audit -----------------------------------------------------------------
+
+AUDIT_TEXT = """\
+set_option maxHeartbeats 0 in
+#eval show _root_.Lean.Elab.Command.CommandElabM _root_.Unit from do
+  let emit : _root_.Array _root_.Lean.Json → _root_.Lean.Elab.Command.CommandElabM _root_.Unit := fun parts =>
+    _root_.Lean.logInfo (_root_.Lean.MessageData.ofFormat (_root_.Std.Format.text
+      (_root_.String.append "lean-solve-audit " (_root_.Lean.Json.compress (_root_.Lean.Json.arr parts)))))
+  let str : _root_.String → _root_.Lean.Json := _root_.Lean.Json.str
+  let names : _root_.List _root_.Lean.Name := _root_.Lean.SMap.foldStage2
+    (fun acc name _ => _root_.List.cons name acc) _root_.List.nil
+    (_root_.Lean.Environment.constants (← _root_.Lean.getEnv))
+  _root_.List.forM names fun name => do
+    let found ← _root_.Lean.collectAxioms name
+    emit #[str "c0ffee42", str "decl", str (_root_.Lean.Name.toString name),
+      _root_.Lean.Json.arr (_root_.Array.map (fun a => str (_root_.Lean.Name.toString a)) found)]
+  emit #[str "c0ffee42", str "end", str (_root_.Nat.repr (_root_.List.length names))]
+"""
+
+
+def test_the_audit_command_is_exactly_the_trusted_text():
+    """Every constant the environment added since its imports (`map₂`), `Lean.collectAxioms` for
+    each, one JSON line per constant and a count; every global name from `_root_`, and no
+    notation or class the code could have re-declared (`for`, `++`, `toString`, `s!`, `m!`)."""
+    text = audit_command("c0ffee42")
+    assert text == AUDIT_TEXT
+    qualified = re.findall(r"[\w.]*[A-Za-z_]\w*\.[A-Za-z_][\w.]*", text)
+    assert qualified and all(q.startswith("_root_.") for q in qualified), qualified
+    for construct in (r"\bfor\b", r"\+\+", r"(?<![\w.])toString\b", r"\b[sm]!", r"\btoJson\b", r"\bopen\b"):
+        assert not re.search(construct, text), construct
+    for bad in ("", "c0ffee42\"", "a b", "x\n"):
+        with pytest.raises(ValueError, match="alphanumeric"):
+            audit_command(bad)
+
+
+def answer(*messages):
+    """A REPL answer as lean-interact parses it (`{"env", "messages"}`, info as `info`)."""
+    from lean_interact.interface import CommandResponse
+
+    return CommandResponse.model_validate({"env": 7, "messages": [
+        {"severity": severity, "pos": {"line": 2, "column": 0}, "endPos": {"line": 2, "column": 5}, "data": data}
+        for severity, data in messages]}).messages
+
+
+def line(*fields):
+    return "info", AUDIT_PREFIX + json.dumps(list(fields))
+
+
+def test_the_audit_answer_is_read_line_by_line():
+    msgs = answer(line("n1", "decl", "fine", []), ("info", "an #eval's own output"),
+                  line("n1", "decl", "_private.0.aux", ["propext", "Lean.ofReduceBool"]),
+                  line("n1", "decl", "«a b».c", ["sorryAx"]), ("warning", "declaration uses 'sorry'"),
+                  line("n1", "end", "3"))
+    assert parse_audit(msgs, "n1") == {"fine": [], "_private.0.aux": ["propext", "Lean.ofReduceBool"],
+                                       "«a b».c": ["sorryAx"]}
+
+
+def test_lines_without_this_checks_nonce_are_not_the_audits():
+    """What imitates an audit line without the nonce (another check's, the code's own print) is
+    ignored, so it can neither add a constant nor complete the count."""
+    msgs = answer(line("n1", "decl", "fine", []), line("other", "decl", "hidden", []),
+                  ("info", AUDIT_PREFIX + '["n2", "end", "2"]'), line("n1", "end", "1"))
+    assert parse_audit(msgs, "n1") == {"fine": []}
+    with pytest.raises(AuditError, match="last line is missing"):
+        parse_audit(answer(line("n1", "decl", "fine", []), line("other", "end", "1")), "n1")
+
+
+@pytest.mark.parametrize("msgs, why", [
+    ([], "last line is missing"),
+    ([line("n1", "decl", "fine", [])], "last line is missing"),
+    ([line("n1", "decl", "a", []), line("n1", "end", "2")], "counted 2 constants but listed 1"),
+    ([line("n1", "decl", "a", []), line("n1", "decl", "b", []), line("n1", "end", "1")], "counted 1"),
+    ([line("n1", "end", "0"), line("n1", "decl", "late", [])], "follows its last line"),
+    ([line("n1", "decl", "a", []), line("n1", "decl", "a", ["propext"]), line("n1", "end", "2")], "twice"),
+    ([("error", "Unknown identifier `_root_.Lean.collectAxioms`"), line("n1", "end", "0")], "could not run it"),
+    ([("info", AUDIT_PREFIX + '["n1", "decl", "a", [] '), line("n1", "end", "1")], "not JSON"),
+    ([line("n1", "decl", "a", "propext"), line("n1", "end", "1")], "not well formed"),
+    ([line("n1", "decl", "a", [7]), line("n1", "end", "1")], "not well formed"),
+    ([line("n1", "decl", "", []), line("n1", "end", "1")], "not well formed"),
+    ([line("n1", "decl", "a"), line("n1", "end", "1")], "not well formed"),
+    ([line("n1", "end", 0)], "not well formed"),
+    ([line("n1", "end", "-1")], "not well formed"),
+    ([line("n1", "axioms", "a", [])], "not well formed"),
+])
+def test_an_audit_answer_that_is_not_exactly_its_output_fails_closed(msgs, why):
+    with pytest.raises(AuditError, match=why):
+        parse_audit(answer(*msgs), "n1")
+
+
+def test_only_a_header_with_imports_can_have_the_audit():
+    assert may_import_lean("import Mathlib\nopen Real\n")
+    assert may_import_lean("-- the problem's header\nimport Lean\n")
+    assert not may_import_lean(None) and not may_import_lean("")
+    assert not may_import_lean(MINI_PRELUDE)  # `prelude`: nothing at all is imported
+    assert not may_import_lean("open Nat\ndef k := 3\n")  # only `Init`, which has no `Lean.Elab`
+
+
+def test_a_header_with_imports_but_no_meta_library_keeps_the_text_audit(launchers, monkeypatch, tmp_path, caplog):
+    """The header imports a module (compiled here by the real Lean) but not Lean's meta library:
+    the audit is tried once on the header, Lean rejects it, and checks keep the text-only audit
+    (`declarations` is None) with a warning saying so."""
+    from solve_in_lean.lean.kernel import driver_command, find_library
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "MiniPrelude.lean").write_text(MINI_PRELUDE)
+    build = subprocess.run([*driver_command(find_library()), "-o", "MiniPrelude.olean", "MiniPrelude.lean"],
+                           cwd=lib, capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stdout + build.stderr
+    monkeypatch.setenv("LEAN_PATH", str(lib))
+    header = "prelude\nimport MiniPrelude\n"
+    with get_checker("repl", timeout_s=60) as checker:
+        good = checker.check(GOOD_PROOF, header=header)
+        bad = checker.check(WRONG_PROOF, header=header)
+        v = verify(GOOD_PROOF, checker, header=header, target=Target("two_add_two", "Eq (N.add N.two N.two) N.four"))
+    assert good.ok and good.declarations is None and good.declaration_axioms is None, good.messages
+    assert bad.status == "error" and "mismatch" in bad.errors[0].text
+    assert v.verified, v.reasons
+    sent = commands(launchers)
+    probes = [c for c in sent if AUDIT_PREFIX in c["cmd"]]
+    assert len(probes) == 1 and probes[0]["env"] == 0  # once, on the header's own environment
+    nonce = re.search(r'str "([0-9a-f]{16})"', probes[0]["cmd"])[1]
+    assert probes[0]["cmd"] == audit_command(nonce)
+    assert "audits declarations from the text only" in caplog.text and "Unknown identifier" in caplog.text
+
+
+class LeanListsAxioms:
+    """The kernel backend answering as the repl backend does when its audit runs: Lean's list of
+    the constants the code added (the `.ilean` list here) with the axioms of each, which the
+    real Lean prints in a second run. verify must judge them itself, in one verify run."""
+
+    def __new__(cls, drop=(), broken=None):
+        from solve_in_lean.lean.kernel import KernelChecker
+
+        class Checker(KernelChecker):
+            runs = 0
+
+            def _check(self, code, header, timeout_s):
+                type(self).runs += 1
+                result = super()._check(code, header, timeout_s)
+                if broken is not None:
+                    result.status, result.detail = "error", broken
+                    return result
+                names = [n for n in result.declarations or {} if n not in drop]
+                printed = super()._check(code + "".join(f"#print axioms _root_.{n}\n" for n in names),
+                                         header, timeout_s)
+                assert printed.ok, printed.messages
+                result.declaration_axioms = {n: printed.axioms[n] for n in names}
+                result.declarations = {n: 0 for n in names}
+                return result
+        return Checker(timeout_s=60)
+
+
+CHEAT_HEADER = MINI_PRELUDE + "axiom cheat : False\n"
+HIDDEN = "theorem fine : True := True.intro\nwhere aux : False := cheat\n"
+
+
+def test_verify_judges_the_axioms_lean_collected_for_every_declaration():
+    checker = LeanListsAxioms()
+    v = verify(HIDDEN, checker, header=CHEAT_HEADER)
+    assert not v.verified and checker.runs == 1  # judged from the list, no second run
+    assert "`fine.aux` depends on axioms outside the allow-list: cheat" in v.reasons
+    assert verify(HIDDEN, LeanListsAxioms(), header=CHEAT_HEADER, policy=Policy.with_extra(["cheat"])).verified
+    honest = verify(HIDDEN.replace("False := cheat", "True := True.intro"), checker, header=CHEAT_HEADER)
+    assert honest.verified, honest.reasons
+    assert set(honest.check.declarations) == {"fine", "fine.aux"}
+
+
+def test_a_list_missing_what_the_text_declares_is_not_trusted():
+    v = verify(HIDDEN.replace("False := cheat", "True := True.intro"), LeanListsAxioms(drop=("fine",)),
+               header=CHEAT_HEADER)
+    assert not v.verified
+    assert "Lean's own list of the declarations the code added lacks `fine`, so that list cannot be trusted" in v.reasons
+
+
+def test_a_failed_audit_rejects_the_code():
+    why = "Lean's list of the declarations the code added could not be read, so they were not audited: x"
+    v = verify(GOOD_PROOF, LeanListsAxioms(broken=why), header=MINI_PRELUDE)
+    assert not v.verified and why in v.reasons
+
+
+# --- the audit on the real REPL (full toolchain, Mathlib) ----------------------------------
+
+NATIVE_HIDDEN = [
+    "theorem fine : True := trivial\nwhere aux : 2 + 2 = 4 := by native_decide\n",
+    "instance : Inhabited { n : Nat // n + 2 = 4 } := ⟨⟨2, by native_decide⟩⟩\ntheorem fine : True := trivial\n",
+    "namespace A\ndef f : Nat → Nat\n  | 0 => 0\n  | n + 1 => f n\nwhere g : 3 * 3 = 9 := by native_decide\nend A\n"
+    "theorem fine : True := trivial\n",
+]
+
+
+@needs_toolchain
+@pytest.mark.toolchain
+@pytest.mark.parametrize("code", NATIVE_HIDDEN)
+def test_repl_audits_declarations_the_text_reading_cannot_see(code):
+    """A `where` helper, an instance without a name: the text reading names neither, Lean's own
+    list does, and the compiler-trusting axiom behind each is found without a target."""
+    with get_checker("repl", timeout_s=300) as checker:
+        v = verify(code, checker, header="import Lean\n")
+        assert not v.verified
+        assert any("Lean.ofReduceBool" in r and "fine`" not in r for r in v.reasons), v.reasons
+        assert v.check.declarations and "fine" in v.check.declarations
+        assert verify(code, checker, header="import Lean\n", policy=Policy(allow_native=True)).verified
+
+
+MATHLIB_HONEST = """\
+private lemma helper (n : ℕ) : n + 0 = n := by simp
+def fib : ℕ → ℕ
+  | 0 => 0
+  | 1 => 1
+  | n + 2 => fib n + fib (n + 1)
+structure Point where
+  x : ℤ
+  y : ℤ
+deriving DecidableEq
+instance : Add Point := ⟨fun p q => ⟨p.x + q.x, p.y + q.y⟩⟩
+theorem add_x (p q : Point) : (p + q).x = p.x + q.x := rfl
+theorem fib_five : fib 5 = 5 := by decide
+theorem main_thm (n : ℕ) : n + 0 = n := helper n
+"""
+
+
+@needs_mathlib
+@pytest.mark.mathlib
+def test_repl_audit_accepts_honest_mathlib_code():
+    """Private lemmas, `match` auxiliaries, structures, derived and anonymous instances: all on
+    Lean's list, none rejected."""
+    with get_checker("repl", mathlib=True, timeout_s=300) as checker:
+        v = verify(MATHLIB_HONEST, checker, header="import Mathlib\nopen Real\n")
+        assert v.verified, v.reasons
+        decls = v.check.declarations
+        assert decls is not None and {"fib", "Point", "Point.mk", "Point.x", "add_x", "main_thm"} <= set(decls)
+        assert any(n.endswith("helper") for n in decls) and len(decls) > 10  # auxiliaries too
+        target = verify(MATHLIB_HONEST, checker, header="import Mathlib\nopen Real\n",
+                        target=Target("main_thm", "∀ n : ℕ, n + 0 = n"))
+        assert target.verified, target.reasons
