@@ -131,3 +131,29 @@ def test_without_a_via_lean_query_the_generic_one_is_sent(kernel):
     assert gen.prompts[0][-1]["content"].startswith("Q?\nSolve this via Lean 4: write Lean 4 definitions")
     assert rec["scores"] == {"computed_accuracy": False, "computed_rate": False}
     assert rec["via_lean"]["attempts"][0]["reasons"] == ["no Lean code in the completion"]
+
+
+def test_eval_runs_the_via_lean_task_from_the_command_line(kernel, monkeypatch, tmp_path):
+    """`lean-solve eval --task via-lean --preset internlm2-math-plus-7b` with the model replaced by a scripted
+    generator (given texts); the real kernel evaluates, the run directory holds records and metrics."""
+    from typer.testing import CliRunner
+
+    import solve_in_lean.cli.evaluate as module
+    from solve_in_lean.cli import _register, app
+
+    gen = ScriptedGenerator(lambda prompt, i: "```lean\n" + FOUR + "```")
+    monkeypatch.setattr(module, "make_generator",
+                        lambda settings, **kw: (settings.model_config(cache_by_default=False), gen))
+    header = tmp_path / "prelude.lean"
+    header.write_text(PRELUDE)
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"id": "q1", "question": "Two plus two?", "answer": "four"}) + "\n"
+                    + json.dumps({"id": "q2", "question": "Two plus three?", "answer": "five"}) + "\n")
+    _register()
+    res = CliRunner().invoke(app, ["eval", "--task", "via-lean", "--data", str(data), "--out", str(tmp_path / "run"),
+                                   "--preset", "internlm2-math-plus-7b", "-b", "kernel", "--header", str(header),
+                                   "-n", "1", "--cache", "off", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["main"] == "computed_accuracy" and out["metrics"]["computed_accuracy"]["value"] == 0.5
+    assert gen.prompts[0] == [{"role": "user", "content": "Two plus two?\nSolve this via Lean 4"}]
