@@ -103,7 +103,7 @@ class CodeResult:
                 "samples": [s.to_dict() for s in self.samples]}
 
 
-def _feedback(result: SandboxResult) -> str:
+def interpreter_turn(result: SandboxResult) -> str:
     """The interpreter's turn in the unified format: what the run printed and what to do next."""
     shown = result.stdout if result.ok else (result.stdout + result.stderr)
     if len(shown) > MAX_FEEDBACK_CHARS:
@@ -146,7 +146,7 @@ def _step(sample: Sample, text: str, code: str | None, result: SandboxResult | N
         return
     # A new list, not +=: the previous one was handed to the generator, which may keep it.
     sample.messages = sample.messages + [{"role": "assistant", "content": text},
-                                         {"role": "user", "content": _feedback(result)}]
+                                         {"role": "user", "content": interpreter_turn(result)}]
 
 
 def solve_with_code(problem: str, generator: Generator, *, params: SamplingParams, samples: int = 1,

@@ -18,27 +18,40 @@ format, and one loader trains on any mixture of tasks.
                    `eval --task rerank` runs with their label (Lean's verdict first, then the
                    reference; unlabelled ones skipped), and items' own solutions as positives
     prm            step -> "yes"/"no": the Math-Shepherd step labels of rerank candidates
+    code           problem -> one ```python block, and its printed output -> "The answer is N."
+                   (the code solver's two turns): programs built from GSM8K calculator notes, or
+                   the Python-backed correct samples of earlier `eval --task code` runs, each run in
+                   the sandbox first and kept only when what it prints equals the reference
+    augment        lean-solve examples of new problems made by `augment`'s certified `numbers`
+                   mode from a training split (Lean verified each changed program), with provenance;
+                   none repeats an evaluation item (the augmenter's dedup filter)
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from autoformalize.problem import FormalProblem
+from solve_in_lean.answers import equivalent
+from solve_in_lean.code.sandbox import SandboxLimits, run_python
+from solve_in_lean.code.solver import COMPUTED_BY_PYTHON, interpreter_turn, printed_answer
+from solve_in_lean.errors import UnavailableError
 from solve_in_lean.eval.datasets import gsm8k_cot_text
 from solve_in_lean.lean.base import LeanChecker
+from solve_in_lean.parallel import default_workers, ordered_map
 from solve_in_lean.problems import DatasetError, file_sha256, formalized_item, load_items
 from solve_in_lean.prompts import get_prompt
 from solve_in_lean.records import read_jsonl
 from solve_in_lean.solve import target_of
 from solve_in_lean.verify import Policy, VerifyRequest, verify_many
 
-TRAIN_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove", "orm", "prm")
+TRAIN_TASKS = ("cot", "formalize", "backtranslate", "lean-solve", "prove", "orm", "prm", "code", "augment")
 _PROMPT = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtranslate", "lean-solve": "lean_solve",
-           "prove": "prove", "orm": "orm", "prm": "prm"}
+           "prove": "prove", "orm": "orm", "prm": "prm", "code": "code", "augment": "lean_solve"}
 
 
 def chat_example(task: str, fields: dict[str, Any], answer: str, source: dict[str, str]) -> dict[str, Any]:
@@ -139,6 +152,116 @@ def reward_examples(task: str, record: dict[str, Any], sha: str) -> list[dict[st
     return out
 
 
+# --- code: programs whose sandbox output is the reference ------------------------------------
+_ANNOTATION = re.compile(r"<<([^<>=\n]+)=[^<>\n]*>>")
+_CALCULATOR = re.compile(r"<<[^<>\n]*>>")
+_DECIMAL = re.compile(r"(?<![\w.])(\d*\.\d+)")
+_DIVISOR = re.compile(r"/\s*(\d+)(?![\w.])")
+
+
+def _exact(expr: str) -> str:
+    """A calculator expression in exact arithmetic (decimals and divisors as Fractions), so
+    `25/100*28` prints 7 and not 7.000000000000001."""
+    return _DIVISOR.sub(r"/Fraction(\1)", _DECIMAL.sub(r'Fraction("\1")', expr.strip()))
+
+
+def gsm8k_program(solution: str) -> str | None:
+    """A GSM8K solution as a Python program: each line a comment, each calculator note
+    `<<48/2=24>>` a step, the last step printed. None without calculator notes. Unchecked: the
+    sandbox decides whether it prints the answer."""
+    body, sep, _ = solution.rpartition("####")
+    lines, steps = [], 0
+    for raw in (body if sep else solution).splitlines():
+        if text := " ".join(_CALCULATOR.sub("", raw).split()):
+            lines.append(f"# {text}")
+        for expr in _ANNOTATION.findall(raw):
+            steps += 1
+            lines.append(f"step{steps} = {_exact(expr)}")
+    if not steps:
+        return None
+    head = ["from fractions import Fraction"] if any("Fraction(" in line for line in lines) else []
+    return "\n".join([*head, *lines, f"print(step{steps})"])
+
+
+CodeCandidate = tuple[dict[str, str], str, str, str]
+"""(source, question, reference answer, program)."""
+
+
+def _item_programs(items: Iterable[dict[str, Any]], sha: str) -> Iterator[CodeCandidate]:
+    for it in items:
+        if it.get("question") and it.get("answer") and isinstance(it.get("solution"), str):
+            if (program := gsm8k_program(it["solution"])) is not None:
+                yield {"data_sha256": sha, "id": it["id"]}, it["question"], str(it["answer"]), program
+
+
+def _record_programs(records: Iterable[dict[str, Any]], sha: str) -> Iterator[CodeCandidate]:
+    """Per correct `eval --task code` record, the cells of its first Python-backed sample with the
+    reference answer (the cells the sandbox ran successfully, which it replays in order)."""
+    for r in records:
+        if r.get("task") != "code" or not r.get("scores", {}).get("accuracy"):
+            continue
+        for sample in r.get("samples", []):
+            if sample.get("source") == COMPUTED_BY_PYTHON and equivalent(sample.get("answer"), r["reference"]):
+                cells = [t["code"] for t in sample["turns"] if t.get("code") and (t.get("run") or {}).get("status") == "ok"]
+                if cells:
+                    yield ({"data_sha256": sha, "id": str(r["id"])}, r["item"]["question"], str(r["reference"]),
+                           "\n\n".join(cells))
+                    break
+
+
+def code_examples(candidates: Iterable[CodeCandidate], *, limits: SandboxLimits | None = None,
+                  workers: int | None = None) -> list[dict[str, Any]]:
+    """Two examples per program that the sandbox runs and whose printed answer equals the
+    reference: writing the program, and answering from its output (the solver's second turn).
+    A program that fails or prints something else is dropped: no unverified target is learned."""
+    todo, limits = list(candidates), limits or SandboxLimits()
+    runs = ordered_map(lambda c: run_python([c[3]], limits), todo, workers or default_workers())
+    out = []
+    for (src, question, reference, program), result in zip(todo, runs):
+        if result.status == "sandbox_error":
+            raise UnavailableError(f"{result.message} Verifying code training data needs the sandbox "
+                                   "(Linux with Landlock and libseccomp2, docs/code_interpreter.md).")
+        if result.ok and equivalent(printed_answer(result.stdout), reference):
+            block = f"```python\n{program}\n```"
+            write = chat_example("code", {"problem": question}, block, src)
+            answer = chat_example("code", {"problem": question}, f"The answer is {reference}.", src)
+            answer["messages"][-1:-1] = [{"role": "assistant", "content": block},
+                                         {"role": "user", "content": interpreter_turn(result)}]
+            out += [write, answer]
+    return out
+
+
+# --- augment: Lean-certified new problems from a training split -------------------------------
+def augmented_examples(path: str | Path, checker: LeanChecker, *, header: str, output: Path,
+                       exclude: Iterable[dict[str, Any]], held_out: set[tuple[str, str]] = frozenset(),
+                       k: int = 2, seed: int = 0, policy: Policy | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """`augment` examples and the augmentation summary. `augment --mode numbers` on the problems
+    of `path` (a training split; items in `held_out` skipped), its resumable log and new problems
+    at `output`; a new problem whose question or statement is in `exclude` (the evaluation items)
+    or the source set is dropped. Each example is a lean-solve example of a new problem whose
+    program Lean verified, with the augmenter's provenance (source id, changes, Lean evidence)."""
+    from solve_in_lean.augment.dedup import Seen
+    from solve_in_lean.augment.numbers import augment
+    from solve_in_lean.augment.run import run
+
+    path = Path(path)
+    sha = file_sha256(path)
+    items = [it for it in load_items(path) if (sha, it["id"]) not in held_out]
+    seen = Seen()
+    seen.add(exclude, "an evaluation split")
+    seen.add(items, f"the source set {path}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    policy = policy or Policy()
+    summary = run(items, output, lambda it: augment(it, checker, k=k, header=header, seed=seed, policy=policy),
+                  config={"mode": "numbers", "k": k, "seed": seed, "source": sha}, seen=seen, progress=False)
+    examples = []
+    for row in read_jsonl(output):
+        ex = chat_example("augment", {"problem": row["question"], "statement": row["formal"]["statement"].strip()},
+                          _lean_block(row["proof"]), {"data_sha256": sha, "id": row["id"]})
+        examples.append({**ex, "provenance": row["provenance"]})
+    return examples, summary
+
+
 def _records_file(path: Path) -> tuple[Path, str] | None:
     """(records file, data hash) when `path` is a run directory or its records.jsonl, or a
     `lean-solve solve` results file; None for a plain data file."""
@@ -163,10 +286,17 @@ def examples_from(task: str, path: str | Path, *, checker: LeanChecker | None = 
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or run directory")
+    if task == "augment":
+        raise DatasetError("augment examples are made by a transfer run, which gives the augmenter its evaluation "
+                           "splits to keep out (trainingdata.augmented_examples)")
     found = _records_file(path)
     if found is not None:
+        if task == "code":
+            return code_examples(_record_programs(read_jsonl(found[0]), found[1]))
         return record_examples(task, read_jsonl(found[0]), found[1])
     items, sha = load_items(path), file_sha256(path)
+    if task == "code":
+        return code_examples(_item_programs(items, sha))
     if task in ("lean-solve", "prove"):
         return given_proof_examples(task, items, sha, checker, header, policy or Policy())
     return item_examples(task, items, sha)

@@ -8,6 +8,7 @@ each cell the metric minus the base model's. Everything is kept and resumable:
 
     OUT/base-model/           the tiny random model, when the config asks for it
     OUT/data/MIXTURE.jsonl    the training examples of a mixture
+    OUT/augment/NAME.jsonl    new problems the `augment` task made from a training split (and their log)
     OUT/models/MIXTURE/       the fine-tuned weights, train.json (config, loss curve)
     OUT/runs/ROW/EVAL/        evaluation run directories (`lean-solve report` reads them)
     OUT/transfer.json         the matrix, absolute values, and where each number came from
@@ -25,7 +26,7 @@ from typing import Any, Callable, Sequence
 from solve_in_lean.errors import InputError
 from solve_in_lean.eval.finetune import TrainConfig, finetune
 from solve_in_lean.eval.tasks import NEEDS_LEAN, TASKS, TaskContext, TaskOptions, metric_names
-from solve_in_lean.eval.trainingdata import TRAIN_TASKS, examples_from, mix, write_examples
+from solve_in_lean.eval.trainingdata import TRAIN_TASKS, augmented_examples, examples_from, mix, write_examples
 from solve_in_lean.models.base import Completion, Generator, Prompt, SamplingParams
 from solve_in_lean.presets import preset_of
 from solve_in_lean.settings import ConfigError, Settings, make_checker, read_toml, settings_from_tables
@@ -71,6 +72,8 @@ class TransferConfig:
     data: dict[str, list[Path]]
     evals: list[EvalEntry]
     mixtures: list[Mixture]
+    augment_k: int = 2
+    """Variants per source problem the `augment` training task asks the numbers mode for ([augment] k)."""
 
 
 def _task_name(name: str) -> str:
@@ -133,7 +136,8 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
     """Read and check an experiment config; relative paths are relative to the config file."""
     path = Path(path)
     data, settings, train = read_experiment(path, {"out", "seed", "tiny_model", "examples", "workers", "model",
-                                                   "lean", "solve", "train", "data", "eval", "mixtures", "ray"})
+                                                   "lean", "solve", "train", "data", "eval", "mixtures", "ray",
+                                                   "augment"})
     base = path.parent
     if settings.lean.header is not None:
         header = settings.lean.header.read_text(encoding="utf-8")
@@ -160,12 +164,17 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> TransferC
     names = [e.name for e in evals]
     if len(set(names)) != len(names) or len({m.name for m in mixtures} | {BASE}) != len(mixtures) + 1:
         raise ConfigError(f"{path}: eval names and mixture names must be unique (and no mixture called {BASE!r})")
+    if bad := [n for n in names if ":" in n]:
+        raise ConfigError(f"{path}: eval names may not contain ':' (it separates name and metric): {bad}")
     if not data.get("tiny_model") and "model" not in _table(data, "model", str(path)):
         raise ConfigError(f"{path}: [model] needs `model` (a hub name or folder), or set tiny_model = true")
+    augment = _table(data, "augment", str(path))
+    if set(augment) - {"k"} or not isinstance(augment.get("k", 2), int) or augment.get("k", 2) < 1:
+        raise ConfigError(f"{path}: [augment] takes one key, k (variants per source problem, at least 1)")
     out_dir = Path(out) if out else (base / data["out"] if "out" in data else Path("runs") / path.stem)
     return TransferConfig(path, out_dir, int(data.get("seed", 0)), settings, bool(data.get("tiny_model", False)),
                           header, train, int(data.get("examples", 256)), max(1, int(data.get("workers", 1))),
-                          sources, evals, mixtures)
+                          sources, evals, mixtures, int(augment.get("k", 2)))
 
 
 @dataclass
@@ -336,7 +345,8 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
                   for e in cfg.evals]
     mixtures = [m for m in cfg.mixtures if m.name in rows]
     needs_lean = (any(e.task in NEEDS_LEAN for e in cfg.evals)
-                  or any(t in ("lean-solve", "prove") and w > 0 for m in mixtures for t, w in m.weights.items()))
+                  or any(t in ("lean-solve", "prove", "augment") and w > 0 for m in mixtures
+                         for t, w in m.weights.items()))
     checker = None
     if needs_lean:
         checker = make_checker(cfg.settings)
@@ -360,12 +370,23 @@ def run_rows(cfg: TransferConfig, rows: list[str], *, progress: bool | None = No
 
 def _pools(cfg: TransferConfig, mixtures: list[Mixture], selections: list[Any], checker: Any,
            log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
-    """Training examples per task the mixtures use, with every evaluation item left out."""
+    """Training examples per task the mixtures use, with every evaluation item left out (and, for
+    `augment`, every new problem that repeats an evaluation item's question or statement)."""
     held_out = {(s.sha256, it["id"]) for s in selections for it in s.items}
     used = {t for m in mixtures for t, w in m.weights.items() if w > 0}
     pools = {t: [e for p in paths for e in examples_from(t, p, checker=checker, header=cfg.header)
                  if (e["source"]["data_sha256"], e["source"]["id"]) not in held_out]
-             for t, paths in cfg.data.items() if t in used}
+             for t, paths in cfg.data.items() if t in used and t != "augment"}
+    if "augment" in used:
+        pools["augment"] = []
+        for p in cfg.data["augment"]:
+            examples, summary = augmented_examples(
+                p, checker, header=cfg.header, output=cfg.out / "augment" / f"{p.stem}.jsonl",
+                exclude=[it for s in selections for it in s.items], held_out=held_out, k=cfg.augment_k,
+                seed=cfg.seed, policy=cfg.settings.lean.policy())
+            pools["augment"] += examples
+            log(f"augment: {summary.kept} Lean-certified new problems from {summary.sources} problems of {p.name} "
+                f"(dropped {sum(summary.dropped.values())}, skipped {sum(summary.skipped.values())})")
     log("training examples per task (evaluation items left out): "
         + ", ".join(f"{t} {len(p)}" for t, p in pools.items()))
     return pools
@@ -394,7 +415,7 @@ def _p_values(runs: dict[str, dict[str, str]], columns: list[str]) -> dict[str, 
     out: dict[str, dict[str, float]] = {}
     for row in runs:
         if row != BASE:
-            out[row] = {c: compare(load_run(runs[BASE][c]), load_run(runs[row][c]))[c.rsplit(":", 1)[1]].p_value
+            out[row] = {c: compare(load_run(runs[BASE][c]), load_run(runs[row][c]))[c.split(":", 1)[1]].p_value
                         for c in columns}
     return out
 
