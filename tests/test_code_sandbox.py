@@ -284,3 +284,41 @@ def test_drop_capabilities_empties_every_set() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     caps = dict(line.split(":\t") for line in out.splitlines() if line.startswith(("CapEff", "CapPrm", "CapInh")))
     assert caps == {"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000"}
+
+
+def test_a_sandbox_child_dies_with_its_killed_parent():
+    """The child starts through lifecycle's launcher (no preexec_fn, so no full fork of a parent
+    that holds a model); the death signal and guard it sets up must still end it on kill -9."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", "from solve_in_lean.code import SandboxLimits, run_python\n"
+                               "run_python('import time\\ntime.sleep(60)', SandboxLimits(wall_s=120, cpu_s=5))"])
+
+    def mine() -> list[int]:
+        found = []
+        for pid in _sandbox_children():
+            try:
+                ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue  # it ended while we looked
+            if ppid == str(parent.pid):
+                found.append(pid)
+        return found
+    try:
+        deadline = time.monotonic() + 60
+        while not mine():
+            assert parent.poll() is None and time.monotonic() < deadline, "the sandbox child never started"
+            time.sleep(0.02)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _sandbox_children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sandbox_children() == [], "the sandbox child outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

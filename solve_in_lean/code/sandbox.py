@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from solve_in_lean.code.child import REFUSED_EXIT, SETUP_EXIT
-from solve_in_lean.lean.lifecycle import child_preexec, tracked
+from solve_in_lean.lean.lifecycle import launch, tracked
+
+LAUNCH_FAILED_EXIT = 127
+"""What lifecycle's compiled launcher (lean/launcher.c) exits with when it cannot set up or exec."""
 
 CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text(encoding="utf-8")
 
@@ -143,9 +146,14 @@ def _run(cells: list[str], limits: SandboxLimits, tmp: str) -> SandboxResult:
               "allowed_modules": list(limits.modules), "require_kernel": limits.require_kernel}
     start = time.monotonic()
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", CHILD_SOURCE], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp, env={},
-                                pass_fds=(status_w,), start_new_session=True, preexec_fn=child_preexec())
+        # Started like Lean (lifecycle.launch: the death signal and the guard, set by a small
+        # compiled launcher, so no preexec_fn forces a full fork of a parent holding a model);
+        # every limit is set by the child itself (child.py), after exec.
+        how = launch(None)
+        proc = subprocess.Popen(how.prefix + [sys.executable, "-I", "-S", "-c", CHILD_SOURCE],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp,
+                                env={}, pass_fds=(status_w, *how.pass_fds), start_new_session=True,
+                                preexec_fn=how.preexec_fn)
     except OSError as e:
         os.close(status_r)
         os.close(status_w)
@@ -236,14 +244,19 @@ def _verdict(rc: int | None, out: bytes, err: bytes, status: bytes, *, overflow:
              limits: SandboxLimits, wall_s: float) -> SandboxResult:
     layers, refused, setup, exception = _status_lines(status)
     cap = limits.output_bytes
+    # The child reports its layers before any code runs; exit 127 without them is the launcher's.
+    launch_error = None
+    if rc == LAUNCH_FAILED_EXIT and not layers and setup is None:
+        launch_error = (err.decode("utf-8", "replace").strip().splitlines() or ["no reason given"])[-1][:300]
     kind, message = _outcome(rc, refused, setup, exception, overflow=overflow, timed_out=timed_out,
-                             limits=limits, wall_s=wall_s)
+                             limits=limits, wall_s=wall_s, launch_error=launch_error)
     return SandboxResult(kind, " ".join(message.split()), out[:cap].decode("utf-8", "replace"),
                          err[:cap].decode("utf-8", "replace"), rc, round(wall_s, 3), layers)
 
 
 def _outcome(rc: int | None, refused: str | None, setup: str | None, exception: dict | None, *, overflow: bool,
-             timed_out: bool, limits: SandboxLimits, wall_s: float) -> tuple[Status, str]:
+             timed_out: bool, limits: SandboxLimits, wall_s: float,
+             launch_error: str | None = None) -> tuple[Status, str]:
     """The status and its sentence; the parent's own observations (clock, output cap) come first,
     since a child killed for them cannot report anything."""
     if timed_out:
@@ -251,6 +264,8 @@ def _outcome(rc: int | None, refused: str | None, setup: str | None, exception: 
     if overflow:
         return "output_limit", (f"The code printed more than {limits.output_bytes} bytes and was killed; "
                                 "the output is cut.")
+    if launch_error is not None:
+        return "sandbox_error", f"The Python sandbox could not start: {launch_error}."
     if rc == REFUSED_EXIT and refused:
         return "refused", refused
     if rc == SETUP_EXIT and setup:
