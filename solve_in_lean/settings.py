@@ -49,16 +49,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solve_in_lean.errors import InputError
-from solve_in_lean.models import ModelConfig
-from solve_in_lean.options import SolveOptions
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from solve_in_lean.models import ModelConfig
+    from solve_in_lean.options import SolveOptions
 
 LEAN_BACKENDS = ("auto", "repl", "lake", "kernel", "ray")
 
@@ -103,8 +100,8 @@ class RaySettings:
 class Settings:
     lean: LeanSettings = field(default_factory=LeanSettings)
     ray: RaySettings = field(default_factory=RaySettings)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    solve: SolveOptions = field(default_factory=SolveOptions)
+    model: ModelConfig = field(default_factory=lambda: _default("model"))
+    solve: SolveOptions = field(default_factory=lambda: _default("solve"))
     auto_temperature: bool = True
     """No temperature was set (file or flag): the sampling rule of options.stage_params applies."""
     auto_budget: bool = True
@@ -165,6 +162,15 @@ class Settings:
             if (budget := budget_for_model(model.model)) is not None:
                 model = dataclasses.replace(model, sampling=dataclasses.replace(model.sampling, max_new_tokens=budget))
         return model
+
+
+def _default(table: str) -> Any:
+    """The default ModelConfig or SolveOptions, imported only when settings are built: a
+    `lean-solve check` without a config file reads only [lean]'s defaults, before Lean starts."""
+    from solve_in_lean.models import ModelConfig
+    from solve_in_lean.options import SolveOptions
+
+    return ModelConfig() if table == "model" else SolveOptions()
 
 
 def _preset(name: Any, label: str) -> Any:
@@ -269,6 +275,11 @@ def _cache(value: Any, label: str, root: Path) -> Path | bool:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file as a table, or ConfigError saying why not."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
@@ -282,6 +293,9 @@ def read_toml(path: Path) -> dict[str, Any]:
 def settings_from_tables(data: dict[str, Any], *, path: Path | None, root: Path) -> Settings:
     """Settings from the `[lean]`, `[model]` and `[solve]` tables of `data` (other keys are the
     caller's to check); relative file names are relative to `root`."""
+    from solve_in_lean.models import ModelConfig
+    from solve_in_lean.options import SolveOptions
+
     where = f"{path}: " if path else ""
 
     def table(name: str) -> dict[str, Any]:
@@ -327,14 +341,20 @@ def _candidates(explicit: str | Path | None) -> list[Path]:
     return paths + [Path("lean-solve.toml"), Path("~/.config/lean-solve/config.toml").expanduser()]
 
 
-def load_settings(path: str | Path | None = None) -> Settings:
-    """The first config file found, validated; defaults when there is none. A file named
-    explicitly (flag or $LEAN_SOLVE_CONFIG) must exist."""
+def find_config(path: str | Path | None = None) -> Path | None:
+    """The config file `load_settings(path)` reads, None when there is none (the defaults). A
+    file named explicitly (flag or $LEAN_SOLVE_CONFIG) must exist."""
     candidates = _candidates(path)
     found = next((c for c in candidates if c.is_file()), None)
+    if found is None and (path or os.environ.get("LEAN_SOLVE_CONFIG")):
+        raise ConfigError(f"config file {candidates[0]} does not exist")
+    return found
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """The first config file found (`find_config`), validated; defaults when there is none."""
+    found = find_config(path)
     if found is None:
-        if path or os.environ.get("LEAN_SOLVE_CONFIG"):
-            raise ConfigError(f"config file {candidates[0]} does not exist")
         return Settings()
     found = found.resolve()  # relative file names in it stay right whatever the working directory
     data = read_toml(found)

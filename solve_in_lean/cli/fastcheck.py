@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from solve_in_lean.lean import BACKENDS, get_checker
     from solve_in_lean.lean.base import MAX_INPUT_BYTES, validate_timeout
-    from solve_in_lean.settings import load_settings, resolve_backend
+    from solve_in_lean.settings import LeanSettings, find_config, load_settings, resolve_backend
 
     if (args.theorem is None) != (args.statement is None):
         raise InputError("--theorem and --statement go together: the name and the proposition it must prove")
@@ -88,16 +88,26 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
     timeout = None if args.timeout is None else validate_timeout(args.timeout, "--timeout")
     header = None if args.header is None else _read_header(args.header, MAX_INPUT_BYTES)
-    settings = load_settings(args.config)
-    backend = resolve_backend(args.backend or settings.lean.backend)
+    # Without a config file only [lean]'s defaults matter: the full settings (model, solve) are
+    # not built, and the checker's own default timeout is the settings' one (DEFAULT_TIMEOUT_S).
+    settings = load_settings(args.config) if find_config(args.config) is not None else None
+    lean = settings.lean if settings is not None else LeanSettings()
+    if timeout is None and settings is not None:
+        timeout = settings.solve.timeout_s
+    backend = resolve_backend(args.backend or lean.backend)
     if backend not in BACKENDS:
         raise InputError(f"unknown Lean backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
-    mathlib = settings.lean.mathlib if args.mathlib is None else args.mathlib
-    checker = get_checker(backend, timeout_s=settings.solve.timeout_s if timeout is None else timeout,
-                          memory_mb=settings.lean.memory_mb, workers=args.workers or settings.lean.workers,
-                          mathlib=mathlib)
-    policy = settings.lean.policy(tuple(args.allow_axiom), args.allow_native)
+    options: dict[str, Any] = {"workers": args.workers or lean.workers,
+                               "mathlib": lean.mathlib if args.mathlib is None else args.mathlib}
+    if timeout is not None:
+        options["timeout_s"] = timeout
+    if lean.memory_mb is not None:  # else the backend's own cap
+        options["memory_mb"] = lean.memory_mb
+    checker = get_checker(backend, **options)
     with checker:
+        if len(args.files) == 1 and hasattr(checker, "prestart"):
+            _prestart(checker)
+        policy = lean.policy(tuple(args.allow_axiom), args.allow_native)
         verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
     codes = [exit_code(v) for v in verdicts]
     try:
@@ -111,6 +121,16 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `lean-solve check ... | head`: the reader left; the exit code still tells
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return max(codes, default=EXIT_OK)
+
+
+def _prestart(checker: Any) -> None:
+    """Start the one file's Lean before the verifier is even imported: Lean's start-up (most of a
+    small check) then runs beside ours. It reads nothing until verify approves the text and feeds
+    it; a file verify refuses never reaches it (the checker kills it on close)."""
+    try:
+        checker.prestart()
+    except OSError:  # no processes or descriptors left: the check itself meets this and says so
+        return
 
 
 def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,

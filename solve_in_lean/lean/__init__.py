@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from solve_in_lean.lean.base import (CheckRequest, CheckResult, EvalOutput, LeanChecker, LeanUnavailable,
-                                     Message)
+if TYPE_CHECKING:
+    from solve_in_lean.lean.base import LeanChecker
 
 BACKENDS = ("repl", "lake", "kernel", "ray")
 
@@ -19,11 +19,22 @@ __all__ = ["BACKENDS", "CheckRequest", "CheckResult", "EvalOutput", "LeanChecker
            "Message", "auto_backend", "get_checker"]
 
 
+def __getattr__(name: str) -> Any:
+    """The interface types, from `lean.base` on first use: `lean.lifecycle`, which every command
+    imports first, must not pay for them."""
+    if name in ("CheckRequest", "CheckResult", "EvalOutput", "LeanChecker", "LeanUnavailable", "Message"):
+        from solve_in_lean.lean import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def auto_backend() -> str:
     """`repl` when lean-interact, `lake` and a built REPL are all there; `lake` with a toolchain
     alone; else the bundled `kernel`. Cheap: looks at files, starts nothing."""
     import importlib.util
 
+    from solve_in_lean.lean.base import LeanUnavailable
     from solve_in_lean.lean.toolchain import find_tool, project_dir, repl_dir
 
     if find_tool("lake") is None:

@@ -46,8 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from solve_in_lean.lean.cbuild import BuildFailed, build, compiler
-
 EXIT_GRACE_S = 10.0
 """After SIGTERM/SIGHUP the main thread unwinds (closing files, finishing `finally` blocks);
 if that takes longer than this, the process exits anyway."""
@@ -94,8 +92,10 @@ class _HasPid(Protocol):
     pid: int
 
 
+@functools.lru_cache(maxsize=1)
 def _load_prctl() -> Callable[..., int] | None:
-    """libc's prctl, resolved in the parent so the forked child only calls it."""
+    """libc's prctl, resolved in the parent (on first use: `lean-solve check` starts Lean through
+    the compiled launcher and never needs ctypes) so the forked child only calls it."""
     if not sys.platform.startswith("linux"):
         return None  # PR_SET_PDEATHSIG is Linux-only; elsewhere the handlers and the guard remain
     import ctypes
@@ -106,8 +106,6 @@ def _load_prctl() -> Callable[..., int] | None:
     prctl.restype = ctypes.c_int
     return prctl
 
-
-_prctl = _load_prctl()
 
 
 def child_preexec(extra: Callable[[], None] | None = None, *, register: bool = True) -> Callable[[], None]:
@@ -121,7 +119,7 @@ def child_preexec(extra: Callable[[], None] | None = None, *, register: bool = T
     right before `Popen` (it starts the guard if none runs).
     """
     parent = os.getpid()
-    prctl = _prctl
+    prctl = _load_prctl()
     guard_fd = None
     if register:
         with _lock:
@@ -166,8 +164,10 @@ class Launch:
 @functools.lru_cache(maxsize=1)
 def _launcher() -> str | None:
     """The compiled launcher (launcher.c), built on first use; None without a C compiler."""
+    from solve_in_lean.lean.cbuild import BuildFailed, build, compiler
+
     cc = compiler()
-    if cc is None or _prctl is None:
+    if cc is None or not sys.platform.startswith("linux"):  # PR_SET_PDEATHSIG: Linux only
         return None
     try:
         return str(build(Path(__file__).with_name("launcher.c"), "launch", cc))

@@ -43,21 +43,51 @@ def _kill_group(proc: subprocess.Popen) -> None:
         return  # already gone: nothing left to kill
 
 
-def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb: int | None,
-                max_output_bytes: int, cwd: str | None = None,
-                env: dict[str, str] | None = None) -> RunResult:
-    """Run `cmd`, feeding `stdin_text`; kill the whole process group on timeout or output cap.
+def spawn(cmd: list[str], *, memory_mb: int | None, cwd: str | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `cmd` in its own process group, tracked by `lifecycle`, with pipes for stdin,
+    stdout and stderr; `run_limited(..., proc=)` feeds and reaps it. Started ahead of time, Lean
+    (which reads all of stdin before it does anything) spends its start-up while the caller still
+    prepares the text; the caller writes nothing it has not approved, or kills it (`discard`).
 
-    Raises lifecycle.Interrupted instead of starting Lean, or instead of returning the result
-    of a Lean it killed, once lean-solve is shutting down on a signal.
+    Raises lifecycle.Interrupted instead of starting it once lean-solve is shutting down.
     """
     if lifecycle.stopping():
         raise lifecycle.Interrupted("lean-solve is shutting down")
     how = lifecycle.launch(memory_mb)
-    start = time.perf_counter()
     proc = subprocess.Popen(how.prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
                             pass_fds=how.pass_fds, preexec_fn=how.preexec_fn)
+    try:
+        lifecycle.track(proc)
+    except BaseException:
+        discard(proc)
+        raise
+    return proc
+
+
+def discard(proc: subprocess.Popen) -> None:
+    """Kill a process from `spawn` that will not be used, reap it and close its pipes."""
+    _kill_group(proc)
+    proc.wait()
+    lifecycle.untrack(proc)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb: int | None,
+                max_output_bytes: int, cwd: str | None = None,
+                env: dict[str, str] | None = None, proc: subprocess.Popen | None = None) -> RunResult:
+    """Run `cmd`, feeding `stdin_text`; kill the whole process group on timeout or output cap.
+    `proc`: the process `spawn` already started for `cmd` (the timeout counts from now).
+
+    Raises lifecycle.Interrupted instead of starting Lean, or instead of returning the result
+    of a Lean it killed, once lean-solve is shutting down on a signal.
+    """
+    if proc is None:
+        proc = spawn(cmd, memory_mb=memory_mb, cwd=cwd, env=env)
+    start = time.perf_counter()
     out_chunks: list[bytes] = []
     err_chunks: list[bytes] = []
     capped = threading.Event()
@@ -91,7 +121,6 @@ def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb:
     for t in threads:
         t.start()
     try:
-        lifecycle.track(proc)
         for t in threads[1:]:
             t.join(timeout=max(0.0, deadline - time.perf_counter()))
         try:

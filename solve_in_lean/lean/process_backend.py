@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 import threading
 from abc import abstractmethod
-from typing import Any
+from typing import Any, NamedTuple
 
 from solve_in_lean.lean.base import CheckResult, LeanChecker, Message, default_workers
-from solve_in_lean.lean.messages import (axioms_from_messages, declarations_from_ilean, eval_outputs,
-                                         parse_json_lines, uses_sorry)
-from solve_in_lean.lean.process import RunResult, run_limited
-from solve_in_lean.lean.source import line_count
+from solve_in_lean.lean.process import RunResult, discard, run_limited, spawn
 
 _MEMORY_SIGNS = re.compile(r"out of memory|failed to create thread|std::bad_alloc|memory exhausted|"
                            r"cannot allocate memory", re.IGNORECASE)
@@ -29,6 +28,8 @@ def join_header(header: str | None, code: str) -> tuple[str, int]:
     """The file Lean sees, and how many lines come before `code` in it."""
     if not header:
         return code, 0
+    from solve_in_lean.lean.source import line_count
+
     sep = "" if header.endswith("\n") else "\n"
     return header + sep + code, line_count(header)
 
@@ -36,6 +37,8 @@ def join_header(header: str | None, code: str) -> tuple[str, int]:
 def interpret(run: RunResult, code: str, header_lines: int, timeout_s: float, memory_mb: int | None,
               max_output_bytes: int) -> CheckResult:
     """Decide the status of a finished Lean process and collect what it reported."""
+    from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, parse_json_lines, uses_sorry
+
     messages, stray = parse_json_lines(run.stdout, header_lines=header_lines)
     axioms = axioms_from_messages(messages)
     result = CheckResult(status="ok", messages=messages, axioms=axioms,
@@ -83,6 +86,7 @@ class ProcessChecker(LeanChecker):
         self.lean_threads = lean_threads
         self._in_flight = 0
         self._flight_lock = threading.Lock()
+        self._ready: _Ready | None = None
 
     @abstractmethod
     def command(self, threads: int) -> list[str]:
@@ -103,25 +107,73 @@ class ProcessChecker(LeanChecker):
     def env(self) -> dict[str, str] | None:
         return None
 
+    def prestart(self) -> None:
+        """Start the Lean of the next check now, waiting on its stdin, so that Lean's own start-up
+        (most of a small check) overlaps what the caller still does: a one-file `lean-solve check`
+        reads, lexes and audits the file meanwhile. The next check on this checker that runs alone
+        feeds it the text verify approved; a refused file never reaches it (`close` kills it).
+        Call it from a thread that outlives the check (the launcher ties Lean's life to it)."""
+        with self._flight_lock:
+            if self._ready is not None:
+                return
+            threads = self.lean_threads or default_workers()  # what `_threads` gives a check alone
+        scratch = tempfile.mkdtemp(prefix="lean-solve-")
+        cmd = [*self.command(threads), "-i", os.path.join(scratch, "check.ilean")]
+        try:
+            proc = spawn(cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        with self._flight_lock:
+            self._ready = _Ready(threads, cmd, proc, scratch)
+
+    def close(self) -> None:
+        with self._flight_lock:
+            ready, self._ready = self._ready, None
+        if ready is not None:
+            discard(ready.proc)
+            shutil.rmtree(ready.scratch, ignore_errors=True)
+        super().close()
+
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
         with self._flight_lock:
             self._in_flight += 1
             threads = self._threads()
+            ready = self._ready if self._ready is not None and self._ready.threads == threads else None
+            if ready is not None:
+                self._ready = None
         # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
         # verifier audits beside the ones it read in the text
-        with tempfile.TemporaryDirectory(prefix="lean-solve-") as tmp:
-            ilean = os.path.join(tmp, "check.ilean")
+        scratch = ready.scratch if ready is not None else tempfile.mkdtemp(prefix="lean-solve-")
+        try:
+            cmd = ready.cmd if ready is not None else [*self.command(threads), "-i",
+                                                      os.path.join(scratch, "check.ilean")]
             try:
-                run = run_limited([*self.command(threads), "-i", ilean], stdin_text=text, timeout_s=timeout_s,
-                                  memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes,
-                                  cwd=self.cwd(), env=self.env())
+                run = run_limited(cmd, stdin_text=text, timeout_s=timeout_s, memory_mb=self.memory_mb,
+                                  max_output_bytes=self.max_output_bytes, cwd=self.cwd(), env=self.env(),
+                                  proc=ready.proc if ready is not None else None)
             finally:
                 with self._flight_lock:
                     self._in_flight -= 1
             result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
+            ilean = cmd[-1]
             if result.completed and os.path.isfile(ilean):
+                from solve_in_lean.lean.messages import declarations_from_ilean
+
                 with open(ilean, encoding="utf-8") as f:
                     result.declarations = declarations_from_ilean(f.read(), header_lines)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         result.lean_version = self.lean_version
         return result
+
+
+class _Ready(NamedTuple):
+    """A Lean started ahead of its check (`prestart`): its thread count, argv and process, and
+    the scratch directory its .ilean goes to."""
+
+    threads: int
+    cmd: list[str]
+    proc: subprocess.Popen
+    scratch: str
