@@ -209,3 +209,16 @@ def test_prove_examples_restate_the_theorem_and_prove_it():
         code = LEAN_BLOCK.match(output).group(1)
         assert inputs["statement"].endswith(":= by") and code.startswith(inputs["statement"] + "\n  ")
         assert "sorry" not in code
+
+
+def test_the_documented_example_of_every_task_is_what_the_registry_renders():
+    """docs/evaluation.md shows one example per task; it must not drift from the templates."""
+    doc = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## One unified task format"):doc.index("## Transfer experiments")]
+    for task in TASKS:
+        t = get_prompt(task)
+        inputs, output = t.examples[0]
+        assert f"**`{task}`** ({t.role}, `{t.answer}`)" in section, task
+        assert f"````text\n[user]\n{t.instruction_for(**inputs)}\n[assistant]\n{output}\n````" in section, task
+    head = unified_format().system.replace("\n", " ")
+    assert " ".join(section.split("```text\n", 1)[1].split("```", 1)[0].split()) == " ".join(head.split())
