@@ -328,6 +328,31 @@ def test_check_imports_no_cli_framework(files):
     assert not imported & {"typer", "click", "rich", "pydantic", "torch", "transformers", "lean_interact", "numpy"}
 
 
+def test_check_of_one_file_imports_no_model_prompting_or_toml(files):
+    """Without a config file the one-file path reads no TOML and builds no model settings, and of
+    autoformalize it imports the lexer only (the names of the package load on first use)."""
+    good, _ = files
+    proc = run(str(good), "-b", "kernel", python=("-X", "importtime"))
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert {"autoformalize.lexer", "solve_in_lean.verify"} <= imported  # the probe works
+    assert not {m for m in imported if m.startswith("autoformalize.")} - {"autoformalize.lexer"}
+    assert not imported & {"tomllib", "solve_in_lean.models", "solve_in_lean.options"}
+
+
+def test_autoformalize_names_load_on_first_use_as_before():
+    """The lazy package gives what the eager one did: `formalize`, `extract` and `backtranslate`
+    are the functions, even after their submodules were imported by name."""
+    code = ("import autoformalize.formalize, autoformalize.extract, autoformalize.backtranslate, types\n"
+            "from autoformalize import formalize, extract, backtranslate, FormalProblem, __all__\n"
+            "import autoformalize\n"
+            "assert all(callable(f) and not isinstance(f, types.ModuleType) for f in (formalize, extract, backtranslate))\n"
+            "assert formalize.__module__ == 'autoformalize.formalize' and autoformalize.extract is extract\n"
+            "assert all(getattr(autoformalize, n) is not None for n in __all__)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_lean_that_cannot_start_is_could_not_check(files):
     """An OS failure to start Lean (here: no file descriptors left for its pipes) is the machine's
     fault, not the file's: that file's verdict says so, exit 2, no traceback."""

@@ -162,3 +162,60 @@ def test_threads_do_not_leak(kernel):
     for _ in range(5):
         kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
     assert threading.active_count() <= before + 1
+
+
+def _fresh_kernel():
+    from solve_in_lean.lean import get_checker
+
+    return get_checker("kernel", timeout_s=60)
+
+
+def test_prestarted_lean_gives_the_fresh_verdicts():
+    """A Lean started ahead (`prestart`, one-file `lean-solve check`) is the one the next check
+    feeds, and reports what a fresh one does: messages, axioms, the .ilean declarations."""
+    from solve_in_lean.verify import verify
+
+    for code, verified in ((MINI_PRELUDE + GOOD_PROOF, True), (MINI_PRELUDE + WRONG_PROOF, False)):
+        fresh = verify(code, _fresh_kernel())
+        assert fresh.verified == verified
+        with _fresh_kernel() as checker:
+            checker.prestart()
+            ready = checker._ready
+            early = verify(code, checker)
+            assert checker._ready is None and ready.proc.returncode in (0, 1)  # it ran the check
+        assert (early.verified, early.reasons) == (fresh.verified, fresh.reasons)
+        assert early.check.messages == fresh.check.messages and early.check.axioms == fresh.check.axioms
+        assert early.check.declarations == fresh.check.declarations
+        assert early.check.declarations or not fresh.verified  # Lean writes no .ilean after an error
+        assert not os.path.exists(ready.scratch)
+
+
+def test_prestarted_lean_never_reads_refused_code():
+    """Fail closed: verify refuses `#exit` before Lean runs; the Lean started ahead got no byte
+    (it would have exited by itself on end of input) and is killed when the checker closes."""
+    import signal
+
+    from solve_in_lean.verify import verify
+
+    with _fresh_kernel() as checker:
+        checker.prestart()
+        ready = checker._ready
+        verdict = verify(MINI_PRELUDE + "#exit\n" + GOOD_PROOF, checker)
+        assert verdict.check.status == "refused" and not verdict.verified
+        time.sleep(0.5)
+        assert ready.proc.poll() is None  # still waiting for its input
+    assert ready.proc.returncode == -signal.SIGKILL and not os.path.exists(ready.scratch)
+
+
+def test_prestarted_lean_is_not_taken_by_a_check_with_other_threads():
+    """In a batch a check runs Lean with fewer threads; it starts its own and leaves the early one."""
+    with _fresh_kernel() as checker:
+        checker.prestart()
+        ready = checker._ready
+        from solve_in_lean.parallel import default_workers
+
+        checker._in_flight = 1  # another check is running: this one gets half the cores
+        if max(1, default_workers() // 2) == ready.threads:
+            pytest.skip("one core: every check runs Lean with one thread")
+        result = checker.check(GOOD_PROOF, header=MINI_PRELUDE)
+        assert result.ok and checker._ready is ready and ready.proc.poll() is None
