@@ -344,12 +344,15 @@ INFOTREE = [{"kind": "CommandInfo", "children": [
 
 
 def test_the_goal_at_an_error_is_the_innermost_tactics_goal_in_the_info_tree():
-    from solve_in_lean.presets.goals import command_options, goals_at_errors
+    from solve_in_lean.presets.goals import command_options, goal_for, goals_at_errors
 
     resp = _response([("error", 3, 2, "linarith failed to find a contradiction"),
                       ("error", 1, 8, "unknown identifier 'y'"), ("warning", 2, 2, "unused")], INFOTREE)
-    assert goals_at_errors(resp) == {"3:2": "case a\n⊢ 2 + 2 = 5"}  # not the enclosing tactic's, not the macro's
-    assert goals_at_errors(resp, shift=4) == {"7:2": "case a\n⊢ 2 + 2 = 5"}  # moved as the checker moves messages
+    goal = "case a\n⊢ 2 + 2 = 5"  # not the enclosing tactic's, not the macro's
+    assert goals_at_errors(resp) == {"3:2": goal, "2|linarith failed to find a contradiction": goal}
+    shifted = goals_at_errors(resp, shift=4)  # moved as the checker moves messages
+    assert goal_for(shifted, 7, 2) == goal and goal_for(shifted, 3, 2) is None
+    assert goal_for(shifted, 1, 2, "linarith failed to find a contradiction") == goal  # by text, at any line
     from lean_interact.interface import Command
 
     assert Command(cmd="example : True := trivial", **command_options()).infotree == "original"
@@ -360,7 +363,7 @@ def test_the_all_tactics_list_gives_goals_too_and_no_tree_gives_none():
 
     tactics = [{"pos": {"line": 2, "column": 2}, "endPos": {"line": 2, "column": 8}, "goals": "⊢ 1 = 2",
                 "tactic": "simp", "usedConstants": []}]
-    assert goals_at_errors(_response([("error", 2, 2, "simp made no progress")], tactics=tactics)) == {"2:2": "⊢ 1 = 2"}
+    assert goals_at_errors(_response([("error", 2, 2, "simp made no progress")], tactics=tactics))["2:2"] == "⊢ 1 = 2"
     assert goals_at_errors(_response([("error", 2, 2, "simp made no progress")])) == {}
 
 
@@ -375,6 +378,13 @@ def test_feedback_shows_the_info_tree_goal_and_falls_back_to_the_message(kernel)
     from_tree = lean_feedback(BAD, verdict, goals={f"{err.line}:{err.column}": "h : True\n⊢ Eq N.two N.two"})
     assert "Goal at the error:\nh : True\n⊢ Eq N.two N.two" in from_tree
     assert "Goal at the error:\n⊢ Eq (N.one.add" not in from_tree
+    # a backend that keeps the info tree's goals on its result, keyed where *it* saw the error (lines
+    # later than the code's: the verifier checks a target statement first), is read by column and text
+    from solve_in_lean.presets.goals import message_key, position_key
+
+    verdict.check.goals = {position_key(err.line + 3, err.column): "h : True\n⊢ Eq N.two N.two",
+                           message_key(err.column, err.text): "h : True\n⊢ Eq N.two N.two"}
+    assert "Goal at the error:\nh : True\n⊢ Eq N.two N.two" in lean_feedback(BAD, verdict)
 
 
 @pytest.mark.toolchain

@@ -58,7 +58,7 @@ def lean_feedback(code: str, verdict: Any, goals: Mapping[str, str] | None = Non
         if marked := _marked_line(lines, m.line, m.column, m.end_line, m.end_column):
             block.append(marked)
         block.append(text)
-        if goal := goal_for(goals, m.line, m.column) or goal_at(text):
+        if goal := goal_for(goals, m.line, m.column, m.text) or goal_at(text):
             block.append(f"Goal at the error:\n{goal}")
         parts.append("\n".join(block))
     if not parts:

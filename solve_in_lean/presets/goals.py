@@ -9,8 +9,8 @@ range holds the error's position: the state the failing tactic was applied to. l
 response carries it instead.
 
 Wiring (solve_in_lean/lean/repl.py): send `Command(cmd=..., env=..., **command_options())` and keep
-`goals_at_errors(response, shift)` with the check's result; `feedback.lean_feedback(code, verdict, goals)`
-then prefers these goals to the text of the message.
+`goals_at_errors(response, shift)` as the check result's `goals`; `feedback.lean_feedback` then prefers
+these goals to the text of the message (the verifier keeps them when it maps the check back).
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def command_options() -> dict[str, Any]:
 def position_key(line: int, column: int) -> str:
     """How a position keys the goals map (JSON objects take only string keys)."""
     return f"{line}:{column}"
+
+
+def message_key(column: int, text: str) -> str:
+    """A second key, by the error's column and text: the verifier moves an error's line back into the
+    submitted code's numbering (it checks the code after a target statement of its own), so the line a
+    backend saw may not be the line a repair prompt shows."""
+    return f"{column}|{text}"
 
 
 def _spans(response: Any) -> Iterable[tuple[tuple[int, int], tuple[int, int], list[str]]]:
@@ -61,10 +68,14 @@ def goals_at_errors(response: Any, shift: int = 0) -> dict[str, str]:
         if not holding:
             continue
         _, _, goals = max(holding, key=lambda s: (s[0], (-s[1][0], -s[1][1])))  # innermost: latest start, earliest end
-        out[position_key(at[0] + shift, at[1])] = "\n\n".join(g.strip() for g in goals)
+        goal = "\n\n".join(g.strip() for g in goals)
+        out[position_key(at[0] + shift, at[1])] = goal
+        out.setdefault(message_key(at[1], m.data), goal)
     return out
 
 
-def goal_for(goals: Mapping[str, str] | None, line: int, column: int) -> str | None:
-    """The info tree's goal at an error's position, if the check brought one."""
-    return (goals or {}).get(position_key(line, column))
+def goal_for(goals: Mapping[str, str] | None, line: int, column: int, text: str = "") -> str | None:
+    """The info tree's goal at an error (by its position, else by its column and text), if the check
+    brought one."""
+    goals = goals or {}
+    return goals.get(position_key(line, column)) or goals.get(message_key(column, text))
