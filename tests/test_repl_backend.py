@@ -336,6 +336,42 @@ def test_an_audit_answer_that_is_not_exactly_its_output_fails_closed(msgs, why):
         parse_audit(answer(*msgs), "n1")
 
 
+class AuditAnswers:
+    """REPL answers of a fixed shape for the audit command alone (no Lean verdict is decided
+    here: what is tested is which command goes where and what is kept of its answer)."""
+
+    def __init__(self, names, end=None):
+        self.names, self.end, self.sent = names, end, []
+
+    def run(self, request, timeout):
+        from lean_interact.interface import CommandResponse
+
+        self.sent.append(request)
+        nonce = re.search(r'str "([0-9a-f]+)"', request.cmd)[1]
+        lines = [line(nonce, "decl", n, axs) for n, axs in self.names.items()]
+        lines.append(line(nonce, "end", str(len(self.names) if self.end is None else self.end)))
+        return CommandResponse(env=request.env + 1, messages=answer(*lines))
+
+
+def test_the_audit_runs_in_the_codes_environment_and_drops_the_headers_constants():
+    from solve_in_lean.lean.repl import ReplChecker, _Worker, import_lean_interact
+
+    checker = object.__new__(ReplChecker)  # only `_li` is used: no REPL is started
+    checker._li = import_lean_interact()
+    server = AuditAnswers({"header_def": ["cheat"], "fine": [], "fine.aux": ["Lean.ofReduceBool"]})
+    listed = checker._audit(_Worker(server, {}), 5, frozenset({"header_def"}), 30.0)
+    assert listed == {"fine": [], "fine.aux": ["Lean.ofReduceBool"]}
+    (request,) = server.sent
+    nonce = re.search(r'str "([0-9a-f]{16})"', request.cmd)[1]
+    assert request.env == 5 and request.cmd == audit_command(nonce)
+    broken = checker._audit(_Worker(AuditAnswers({"fine": []}, end=3), {}), 5, frozenset(), 30.0)
+    assert broken == ("Lean's list of the declarations the code added could not be read, so they were not "
+                      "audited: it counted 3 constants but listed 1")
+    again = AuditAnswers({})
+    assert checker._audit(_Worker(again, {}), 5, frozenset(), 30.0) == {}
+    assert nonce not in again.sent[0].cmd  # a new nonce for every check
+
+
 def test_only_a_header_with_imports_can_have_the_audit():
     assert may_import_lean("import Mathlib\nopen Real\n")
     assert may_import_lean("-- the problem's header\nimport Lean\n")
