@@ -71,9 +71,11 @@ def audit_command(nonce: str) -> str:
     It reads Lean's own table of constants (`map₂`: everything added since the imports, private
     and auxiliary names included), asks `Lean.collectAxioms` for each, and logs one JSON line per
     constant, `["<nonce>", "decl", name, [axioms...]]`, then `["<nonce>", "end", "<count>"]`.
-    Every name is written from `_root_` and every step is an explicit function (no `for`, `++`,
-    `toString` or coercion), so what the code declared cannot redirect it; the random nonce, in
-    a command of its own, means nothing the code printed can pass for its lines."""
+    Every name is written from `_root_`, so the code's namespaces and `open`s cannot redirect
+    it, and beyond `CommandElabM`'s own plumbing (`do`, `getEnv`, `logInfo`) every step is a
+    plain function (no `for`, `++`, `toString` or coercion an instance could reinterpret); the
+    random nonce, in a command of its own, means nothing the code printed can pass for its lines
+    (docs/verification.md, *The repl audit*, says what remains)."""
     if not nonce.isalnum():
         raise ValueError(f"the audit nonce must be alphanumeric, not {nonce!r}")
     return _AUDIT_COMMAND.replace("{prefix}", AUDIT_PREFIX).replace("{nonce}", nonce)
