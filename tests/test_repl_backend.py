@@ -251,6 +251,7 @@ def test_repl_processes_are_tracked_until_killed(launchers):
 
 AUDIT_TEXT = """\
 set_option maxHeartbeats 0 in
+set_option maxRecDepth 100000 in
 #eval show _root_.Lean.Elab.Command.CommandElabM _root_.Unit from do
   let emit : _root_.Array _root_.Lean.Json → _root_.Lean.Elab.Command.CommandElabM _root_.Unit := fun parts =>
     _root_.Lean.logInfo (_root_.Lean.MessageData.ofFormat (_root_.Std.Format.text

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 AUDIT_PREFIX = "lean-solve-audit "
 _AUDIT_COMMAND = """\
 set_option maxHeartbeats 0 in
+set_option maxRecDepth 100000 in
 #eval show _root_.Lean.Elab.Command.CommandElabM _root_.Unit from do
   let emit : _root_.Array _root_.Lean.Json → _root_.Lean.Elab.Command.CommandElabM _root_.Unit := fun parts =>
     _root_.Lean.logInfo (_root_.Lean.MessageData.ofFormat (_root_.Std.Format.text
