@@ -347,11 +347,21 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
     """Check `code` with `checker` and apply every rule above. Never raises for bad code."""
     policy = policy or Policy()
     text, problem = validate_input(code, checker.max_input_bytes)
-    if problem is None:
-        problem = _nothing_to_check(text)
     if problem is not None:
-        empty = CheckResult(status="invalid_input", detail=problem, backend=checker.name)
-        return Verdict(False, [problem], empty)
+        return Verdict(False, [problem], CheckResult(status="invalid_input", detail=problem, backend=checker.name))
+    # Lean starts up while the code is lexed, screened and audited below; it reads nothing before
+    # `checker.check` writes the audited text, and is killed unfed if that never comes
+    checker.prestart()
+    try:
+        return _verify_text(text, checker, header, target, answer_name, policy, timeout_s)
+    finally:
+        checker.cancel_prestart()
+
+
+def _verify_text(text: str, checker: LeanChecker, header: str | None, target: Target | None,
+                 answer_name: str | None, policy: Policy, timeout_s: float | None) -> Verdict:
+    if (problem := _nothing_to_check(text)) is not None:
+        return Verdict(False, [problem], CheckResult(status="invalid_input", detail=problem, backend=checker.name))
     refused = refused_constructs(text)  # the header is the caller's, trusted; the code is not
     if refused:
         return Verdict(False, refused, CheckResult(status="refused", detail=refused[0], backend=checker.name))

@@ -170,52 +170,80 @@ def _fresh_kernel():
     return get_checker("kernel", timeout_s=60)
 
 
+def _prestarted(checker):
+    checker.prestart()
+    return checker._ready[threading.get_ident()]
+
+
 def test_prestarted_lean_gives_the_fresh_verdicts():
-    """A Lean started ahead (`prestart`, one-file `lean-solve check`) is the one the next check
-    feeds, and reports what a fresh one does: messages, axioms, the .ilean declarations."""
+    """A Lean started ahead (`prestart`: `lean-solve check` of one file, and verify while it
+    audits) is the one the next check of its thread feeds, and reports what a fresh one does:
+    messages, axioms, the .ilean declarations."""
+    from solve_in_lean.lean.base import LeanChecker
     from solve_in_lean.verify import verify
 
     for code, verified in ((MINI_PRELUDE + GOOD_PROOF, True), (MINI_PRELUDE + WRONG_PROOF, False)):
-        fresh = verify(code, _fresh_kernel())
+        with _fresh_kernel() as plain:
+            plain.prestart = lambda: LeanChecker.prestart(plain)  # this one starts Lean in check
+            fresh = verify(code, plain)
         assert fresh.verified == verified
         with _fresh_kernel() as checker:
-            checker.prestart()
-            ready = checker._ready
+            ready = _prestarted(checker)
             early = verify(code, checker)
-            assert checker._ready is None and ready.proc.returncode in (0, 1)  # it ran the check
+            assert not checker._ready and ready.proc.returncode in (0, 1)  # it ran the check
         assert (early.verified, early.reasons) == (fresh.verified, fresh.reasons)
         assert early.check.messages == fresh.check.messages and early.check.axioms == fresh.check.axioms
         assert early.check.declarations == fresh.check.declarations
-        assert early.check.declarations or not fresh.verified  # Lean writes no .ilean after an error
+        assert early.check.declarations or not verified  # Lean writes no .ilean after an error
         assert not os.path.exists(ready.scratch)
 
 
 def test_prestarted_lean_never_reads_refused_code():
-    """Fail closed: verify refuses `#exit` before Lean runs; the Lean started ahead got no byte
-    (it would have exited by itself on end of input) and is killed when the checker closes."""
+    """Fail closed: verify refuses `#exit` before Lean runs; the Lean it started ahead got no
+    byte (on end of input it would have exited by itself) and is killed as verify returns."""
     import signal
 
     from solve_in_lean.verify import verify
 
     with _fresh_kernel() as checker:
-        checker.prestart()
-        ready = checker._ready
+        ready = _prestarted(checker)
+        alive_at_cancel = []
+        cancel = checker.cancel_prestart
+
+        def late_cancel():
+            time.sleep(0.5)
+            alive_at_cancel.append(ready.proc.poll() is None)  # still waiting for its input
+            cancel()
+
+        checker.cancel_prestart = late_cancel
         verdict = verify(MINI_PRELUDE + "#exit\n" + GOOD_PROOF, checker)
         assert verdict.check.status == "refused" and not verdict.verified
-        time.sleep(0.5)
-        assert ready.proc.poll() is None  # still waiting for its input
-    assert ready.proc.returncode == -signal.SIGKILL and not os.path.exists(ready.scratch)
+        assert alive_at_cancel == [True] and ready.proc.returncode == -signal.SIGKILL
+        assert not checker._ready and not os.path.exists(ready.scratch)
 
 
-def test_prestarted_lean_is_not_taken_by_a_check_with_other_threads():
-    """In a batch a check runs Lean with fewer threads; it starts its own and leaves the early one."""
+def test_prestarted_lean_for_other_threads_is_not_fed():
+    """A check that runs Lean with another thread count (more checks in flight) starts its own;
+    the early one is killed unfed."""
+    import signal
+
+    from solve_in_lean.parallel import default_workers
+
     with _fresh_kernel() as checker:
-        checker.prestart()
-        ready = checker._ready
-        from solve_in_lean.parallel import default_workers
-
+        ready = _prestarted(checker)
         checker._in_flight = 1  # another check is running: this one gets half the cores
         if max(1, default_workers() // 2) == ready.threads:
             pytest.skip("one core: every check runs Lean with one thread")
         result = checker.check(GOOD_PROOF, header=MINI_PRELUDE)
-        assert result.ok and checker._ready is ready and ready.proc.poll() is None
+        assert result.ok and not checker._ready and ready.proc.returncode == -signal.SIGKILL
+
+
+def test_prestarted_lean_of_one_thread_is_not_taken_by_another():
+    """Each thread feeds only the Lean it started (the launcher ties that Lean's life to it)."""
+    with _fresh_kernel() as checker:
+        ready = _prestarted(checker)
+        other = threading.Thread(target=lambda: checker.check(GOOD_PROOF, header=MINI_PRELUDE))
+        other.start()
+        other.join()
+        assert checker._ready == {threading.get_ident(): ready} and ready.proc.poll() is None
+    assert ready.proc.returncode is not None and not os.path.exists(ready.scratch)  # close killed it

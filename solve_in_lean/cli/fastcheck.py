@@ -105,8 +105,8 @@ def _run(args: argparse.Namespace) -> int:
         options["memory_mb"] = lean.memory_mb
     checker = get_checker(backend, **options)
     with checker:
-        if len(args.files) == 1 and hasattr(checker, "prestart"):
-            _prestart(checker)
+        if len(args.files) == 1:  # its Lean starts up while the verifier is imported and the file read
+            checker.prestart()
         policy = lean.policy(tuple(args.allow_axiom), args.allow_native)
         verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
     codes = [exit_code(v) for v in verdicts]
@@ -121,16 +121,6 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `lean-solve check ... | head`: the reader left; the exit code still tells
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return max(codes, default=EXIT_OK)
-
-
-def _prestart(checker: Any) -> None:
-    """Start the one file's Lean before the verifier is even imported: Lean's start-up (most of a
-    small check) then runs beside ours. It reads nothing until verify approves the text and feeds
-    it; a file verify refuses never reaches it (the checker kills it on close)."""
-    try:
-        checker.prestart()
-    except OSError:  # no processes or descriptors left: the check itself meets this and says so
-        return
 
 
 def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,

@@ -192,6 +192,14 @@ class LeanChecker(ABC):
         result.elapsed_s = time.perf_counter() - start
         return result
 
+    def prestart(self) -> None:
+        """Start the Lean of this thread's next check now, where a backend starts one per check,
+        so its start-up overlaps the caller's own work; it reads nothing before that check.
+        Backends with a long-lived Lean do nothing."""
+
+    def cancel_prestart(self) -> None:
+        """Stop the Lean `prestart` started in this thread when no check will use it."""
+
     def check_many(self, requests: Iterable[CheckRequest | str], *, workers: int | None = None,
                    progress: bool = False) -> list[CheckResult]:
         """Check many pieces of code in parallel; results come back in input order.

@@ -86,7 +86,8 @@ class ProcessChecker(LeanChecker):
         self.lean_threads = lean_threads
         self._in_flight = 0
         self._flight_lock = threading.Lock()
-        self._ready: _Ready | None = None
+        self._ready: dict[int, _Ready] = {}
+        """Lean processes started ahead (`prestart`), one per thread that started one."""
 
     @abstractmethod
     def command(self, threads: int) -> list[str]:
@@ -108,41 +109,53 @@ class ProcessChecker(LeanChecker):
         return None
 
     def prestart(self) -> None:
-        """Start the Lean of the next check now, waiting on its stdin, so that Lean's own start-up
-        (most of a small check) overlaps what the caller still does: a one-file `lean-solve check`
-        reads, lexes and audits the file meanwhile. The next check on this checker that runs alone
-        feeds it the text verify approved; a refused file never reaches it (`close` kills it).
-        Call it from a thread that outlives the check (the launcher ties Lean's life to it)."""
+        """Start this thread's next Lean now, waiting on its stdin. It reads nothing until that
+        check writes the text verify approved, and the launcher ties its life to this thread (the
+        one that will feed it). Lean's start-up is most of a small check, so the caller's work
+        meanwhile (reading, lexing and auditing the file) costs no time. Where no process can
+        start (no descriptors or processes left), none is: the check then meets the same failure
+        and reports it as its result."""
         with self._flight_lock:
-            if self._ready is not None:
+            if threading.get_ident() in self._ready:
                 return
-            threads = self.lean_threads or default_workers()  # what `_threads` gives a check alone
-        scratch = tempfile.mkdtemp(prefix="lean-solve-")
+            threads = self.lean_threads or max(1, default_workers() // (self._in_flight + 1))
+        try:
+            scratch = tempfile.mkdtemp(prefix="lean-solve-")
+        except OSError:
+            return
         cmd = [*self.command(threads), "-i", os.path.join(scratch, "check.ilean")]
         try:
             proc = spawn(cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(e, OSError):
+                return
             raise
         with self._flight_lock:
-            self._ready = _Ready(threads, cmd, proc, scratch)
+            self._ready[threading.get_ident()] = _Ready(threads, cmd, proc, scratch)
+
+    def cancel_prestart(self) -> None:
+        with self._flight_lock:
+            ready = self._ready.pop(threading.get_ident(), None)
+        if ready is not None:
+            ready.discard()
 
     def close(self) -> None:
         with self._flight_lock:
-            ready, self._ready = self._ready, None
-        if ready is not None:
-            discard(ready.proc)
-            shutil.rmtree(ready.scratch, ignore_errors=True)
+            ready, self._ready = list(self._ready.values()), {}
+        for r in ready:
+            r.discard()
         super().close()
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
         with self._flight_lock:
+            ready = self._ready.pop(threading.get_ident(), None)
             self._in_flight += 1
             threads = self._threads()
-            ready = self._ready if self._ready is not None and self._ready.threads == threads else None
-            if ready is not None:
-                self._ready = None
+        if ready is not None and ready.threads != threads:  # started for another load
+            ready.discard()
+            ready = None
         # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
         # verifier audits beside the ones it read in the text
         scratch = ready.scratch if ready is not None else tempfile.mkdtemp(prefix="lean-solve-")
@@ -177,3 +190,8 @@ class _Ready(NamedTuple):
     cmd: list[str]
     proc: subprocess.Popen
     scratch: str
+
+    def discard(self) -> None:
+        """Kill it unfed and remove its directory."""
+        discard(self.proc)
+        shutil.rmtree(self.scratch, ignore_errors=True)
