@@ -323,8 +323,9 @@ def _response(messages, infotree=None, tactics=None):
     """A lean-interact CommandResponse parsed from JSON shaped as the REPL writes it (`infotree` set)."""
     from lean_interact.interface import CommandResponse
 
-    data = {"env": 1, "messages": [{"severity": sev, "pos": {"line": a, "column": b}, "endPos": {"line": a, "column": b + 8},
-                                    "data": text} for sev, a, b, text in messages]}
+    data = {"env": 1, "messages": [{"severity": sev, "pos": {"line": a, "column": b},
+                                    "endPos": {"line": a, "column": b + 8}, "data": text}
+                                   for sev, a, b, text in messages]}
     if infotree is not None:
         data["infotree"] = infotree
     if tactics is not None:

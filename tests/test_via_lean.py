@@ -96,9 +96,10 @@ def test_prepare_drops_every_hash_command_and_keeps_the_definitions():
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("ℕ", "_root_.Nat"), ("Int", "_root_.Int"), ("String", "_root_.String"), ("ℕ × ℤ × Bool",
-     "(_root_.Prod _root_.Nat (_root_.Prod _root_.Int _root_.Bool))"), ("Prod ℕ ℕ", "(_root_.Prod _root_.Nat _root_.Nat)"),
-    ("Float", None), ("IO ℕ", None), ("ℕ → ℕ", None), ("List", None), ("(ℕ", None), ("List (List (List (List (List ℕ))))", None)])
+    ("ℕ", "_root_.Nat"), ("Int", "_root_.Int"), ("String", "_root_.String"),
+    ("ℕ × ℤ × Bool", "(_root_.Prod _root_.Nat (_root_.Prod _root_.Int _root_.Bool))"),
+    ("Prod ℕ ℕ", "(_root_.Prod _root_.Nat _root_.Nat)"), ("Float", None), ("IO ℕ", None), ("ℕ → ℕ", None),
+    ("List", None), ("(ℕ", None), ("List (List (List (List (List ℕ))))", None)])
 def test_the_allow_list(text, expected):
     assert lean_type(text) == expected
 

@@ -10,9 +10,10 @@ import typer
 from solve_in_lean.cli import app
 from solve_in_lean.cli.common import (EXIT_OK, CacheOpt, ConfigOpt, CotSamplesOpt, FormalizeSamplesOpt, HeaderOpt,
                                       JudgeOpt, LeanBackendOpt, MathlibOpt, MaxNewTokensOpt, ModelBackendOpt,
-                                      ModelOpt, ModelOptionOpt, PresetOpt, RayOpt, RetryErrorsOpt, RoundsOpt, SamplesOpt,
-                                      TemperatureOpt, TimeoutOpt, batch_io, check_header, check_writable_file,
-                                      make_generator, model_errors, print_json, read_header, settings_from)
+                                      ModelOpt, ModelOptionOpt, PresetOpt, RayOpt, RetryErrorsOpt, RoundsOpt,
+                                      SamplesOpt, TemperatureOpt, TimeoutOpt, batch_io, check_header,
+                                      check_writable_file, make_generator, model_errors, print_json, read_header,
+                                      settings_from)
 from solve_in_lean.errors import InputError
 
 

@@ -341,7 +341,8 @@ def run_rerank(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], TaskContext], dict[str, Any]]] = {
-    "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "via-lean": run_via_lean, "formalize": run_formalize,
+    "cot": run_cot, "code": run_code, "lean-solve": run_lean_solve, "via-lean": run_via_lean,
+    "formalize": run_formalize,
     "backtranslate": run_backtranslate, "prove": run_prove, "rerank": run_rerank}
 
 
