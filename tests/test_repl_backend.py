@@ -456,7 +456,8 @@ def test_a_list_missing_what_the_text_declares_is_not_trusted():
     v = verify(HIDDEN.replace("False := cheat", "True := True.intro"), LeanListsAxioms(drop=("fine",)),
                header=CHEAT_HEADER)
     assert not v.verified
-    assert "Lean's own list of the declarations the code added lacks `fine`, so that list cannot be trusted" in v.reasons
+    lacks = "Lean's own list of the declarations the code added lacks `fine`, so that list cannot be trusted"
+    assert lacks in v.reasons
 
 
 def test_a_failed_audit_rejects_the_code():
