@@ -188,6 +188,10 @@ def test_a_live_owner_is_waited_for_only_as_long_as_claim_wait_s(tmp_path, capsy
     assert completion.text == "mine" and time.monotonic() - began >= 0.5 and cache.waited_s >= 0.5
     err = capsys.readouterr().err
     assert err.count("waiting for 1 requests") == 1 and "no request waited for finished in 0.5 s" in err
+    claim_by_hand(path, "r", pid=os.getpid(), host=socket.gethostname(), started=own_start(), lease=time.time())
+    cache.generate(["r"], SamplingParams())
+    assert "waiting for" not in capsys.readouterr().err  # said once per cache, not once per call
+    assert cache.waited_s >= 1.0
 
 
 def test_claims_of_dead_owners_are_taken_over_at_once(tmp_path):

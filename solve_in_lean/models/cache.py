@@ -56,8 +56,9 @@ CLAIM_LEASE_S = 120.0
 """A claim from another host whose lease was not renewed for this long is dead."""
 CLAIM_WAIT_S = 600.0
 """How long a waiter waits without any awaited claim finishing before it generates itself."""
-POLL_S = (0.02, 1.0)
-"""First and longest pause between looks at the claims waited for (growing by half each time)."""
+POLL_S = (0.01, 0.25)
+"""First and longest pause between looks at the claims waited for (growing by half each time): a
+look is one small read, and a run waits once per stage, so a short pause adds little to each."""
 
 
 class Claim(NamedTuple):
@@ -152,6 +153,8 @@ class CachedGenerator(Generator):
         """Completions produced by the inner generator so far."""
         self.waited_s = 0.0
         """Time spent waiting for other processes' claims."""
+        self._announced = False
+        """Waiting is said once per cache, not once per call (a run makes many calls)."""
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
@@ -201,7 +204,6 @@ class CachedGenerator(Generator):
         claim = self.claims and not self.replay
         token = secrets.token_hex(8)
         open_keys = list(where)
-        announced = False
         while open_keys:
             stored, mine, theirs = self._take(open_keys, params.n, token if claim else None)
             self._place(stored, where, results)
@@ -213,13 +215,13 @@ class CachedGenerator(Generator):
                 self._generate_claimed(prompts, sampling, params, mine, where, results, token if claim else None)
             if not theirs:
                 break
-            if not announced:
+            if not self._announced:
                 owners = sorted({f"pid {c.pid} on {c.host}" for c in theirs.values()})
                 sys.stderr.write(f"lean-solve: waiting for {len(theirs)} requests that {', '.join(owners)} "
                                  f"{'is' if len(owners) == 1 else 'are'} generating into the cache {self.path} "
                                  f"(at most {self.claim_wait_s:g} s without progress), instead of generating "
-                                 "them twice\n")
-                announced = True
+                                 "them twice; said once, later waits are silent\n")
+                self._announced = True
             if not self._wait(theirs):
                 sys.stderr.write(f"lean-solve: no request waited for finished in {self.claim_wait_s:g} s; "
                                  f"generating the {len(theirs)} left here\n")
