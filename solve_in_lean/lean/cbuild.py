@@ -6,7 +6,6 @@ a change to any of them builds a fresh copy; parallel first uses never see a hal
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +13,11 @@ import tempfile
 from pathlib import Path
 
 from solve_in_lean.lean.toolchain import cache_root
+
+try:  # what `random` itself uses: `lean-solve check` looks its launcher up on every run, and
+    from _sha512 import sha512  # hashlib would load OpenSSL for it first (~2 ms)
+except ImportError:  # pragma: no cover - a Python without the builtin module
+    from hashlib import sha512
 
 
 class BuildFailed(RuntimeError):
@@ -27,8 +31,8 @@ def compiler() -> str | None:
 
 def build(source: Path, name: str, cc: str, args: tuple[str, ...] = (), key: str = "") -> Path:
     """The executable built from `source` with `cc` and extra `args`, compiled on first use."""
-    digest = hashlib.sha256(b"\0".join([source.read_bytes(), cc.encode(), " ".join(args).encode(),
-                                        key.encode()])).hexdigest()[:16]
+    digest = sha512(b"\0".join([source.read_bytes(), cc.encode(), " ".join(args).encode(),
+                                 key.encode()])).hexdigest()[:16]
     exe = cache_root() / "bin" / digest / name
     if exe.is_file():
         return exe
