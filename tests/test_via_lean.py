@@ -71,6 +71,11 @@ def test_a_def_using_a_refused_construct_is_refused():
     assert value is None and "decides how values print" in reasons[0]
 
 
+def test_the_expression_is_evaluated_where_the_eval_stood():
+    value, _, reasons = run("namespace Shop\nnoncomputable def four : Nat := N.add N.two N.two\n#eval four\nend Shop\n")
+    assert reasons == [] and value == "Shop.four"  # our definition sits inside the namespace, so `four` resolves
+
+
 def test_an_eval_in_a_comment_or_string_is_no_eval():
     for code in ("noncomputable def four : Nat := N.four\n-- #eval four\n",
                  "noncomputable def four : Nat := N.four\n/- #eval four -/\n",
@@ -85,8 +90,8 @@ def test_a_definition_lean_rejects_gives_no_value():
 
 
 def test_prepare_drops_every_hash_command_and_keeps_the_definitions():
-    ev = prepare("def a : ℕ := 2\n#check a\n#eval a + 1\ntheorem t : a = 2 := rfl\n#eval (a : ℤ)\n")
-    assert ev.defs == "def a : ℕ := 2\ntheorem t : a = 2 := rfl\n"
+    ev = prepare("def a : ℕ := 2\n#check a\n#eval a + 1\ntheorem t : a = 2 := rfl\n#eval (a : ℤ)\nend\n#print a")
+    assert (ev.before, ev.after) == ("def a : ℕ := 2\ntheorem t : a = 2 := rfl\n", "end\n")
     assert (ev.expression, ev.type, ev.lean_type) == ("(a : ℤ)", "ℤ", "_root_.Int")
     assert prepare("def a : List (ℕ × ℚ) := []\n#eval a\n").lean_type == \
         "(_root_.List (_root_.Prod _root_.Nat _root_.Rat))"

@@ -55,8 +55,10 @@ class Refused(ValueError):
 class Evaluation:
     """What one completion's code is turned into before Lean sees it."""
 
-    defs: str
-    """The model's code with every `#`-command removed."""
+    before: str
+    """The model's code up to its last `#eval`, every `#`-command removed."""
+    after: str
+    """The model's code after its last `#eval`, every `#`-command removed."""
     expression: str
     """The expression of its last `#eval`."""
     type: str
@@ -180,11 +182,11 @@ def prepare(code: str) -> Evaluation:
     expression = lexed.code[tok.end:end].strip()
     if not expression:
         raise Refused("the last `#eval` has no expression")
-    defs, last = [], 0
+    before, after, last = [], [], 0
     for t, e in spans:
-        defs.append(lexed.code[last:t.start])
+        (before if t.start <= tok.start else after).append(lexed.code[last:t.start])
         last = e
-    defs.append(lexed.code[last:])
+    after.append(lexed.code[last:])
     type_text = None
     if (m := _ASCRIBED.match(expression)) is not None:
         type_text = m.group(2).strip()
@@ -195,7 +197,7 @@ def prepare(code: str) -> Evaluation:
     if root is None:
         allowed = "ℕ, ℤ, ℚ, Bool, String, and lists and pairs of those"
         raise Refused(f"the answer's type `{type_text}` is not one Lean may evaluate here (allowed: {allowed})")
-    return Evaluation("".join(defs).rstrip() + "\n", expression, type_text, root)
+    return Evaluation("".join(before), "".join(after), expression, type_text, root)
 
 
 def evaluate(code: str, checker: LeanChecker, *, header: str | None = None, policy: Policy | None = None,
@@ -208,7 +210,8 @@ def evaluate(code: str, checker: LeanChecker, *, header: str | None = None, poli
         return None, None, [str(e)]
     name = f"_lean_solve_via_lean_{secrets.token_hex(4)}"
     computable = "" if getattr(checker, "evaluates", True) else "noncomputable "
-    text = f"{ev.defs}\n{computable}def _root_.{name} : {ev.lean_type} :=\n  ({ev.expression})\n"
+    # where the `#eval` stood: inside the namespaces and sections the model opened around it
+    text = f"{ev.before.rstrip()}\n{computable}def _root_.{name} : {ev.lean_type} :=\n  ({ev.expression})\n{ev.after}"
     verdict = verify(text, checker, header=header, answer_name=f"_root_.{name}", policy=policy, timeout_s=timeout_s)
     if not verdict.verified or verdict.answer is None:
         reasons = verdict.reasons or ["Lean printed no value for the answer"]
