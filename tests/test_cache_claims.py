@@ -268,3 +268,14 @@ def test_lease_is_renewed_while_a_chunk_runs(tmp_path):
 
     CachedGenerator(Watching(["x"]), path, claim_lease_s=0.4).generate(["q"], SamplingParams())
     assert leases == sorted(leases) and leases[-1] > leases[0], f"the lease was not renewed: {leases}"
+
+
+def test_the_config_key_sets_the_wait_and_defaults_to_the_caches_own(tmp_path):
+    from solve_in_lean.models import ModelConfig, generator_from_config
+    from solve_in_lean.models.cache import CLAIM_WAIT_S
+
+    assert ModelConfig().cache_claim_wait_s == CLAIM_WAIT_S
+    cfg = ModelConfig.from_dict({"backend": "http", "model": "m", "cache": str(tmp_path / "c.sqlite"),
+                                 "cache_claim_wait_s": 5})
+    cache = generator_from_config(cfg)
+    assert isinstance(cache, CachedGenerator) and cache.claim_wait_s == 5 and cache._inner is None

@@ -32,7 +32,7 @@ from solve_in_lean.records import read_jsonl
 from solve_in_lean.runlock import RunLock
 
 CONFIG, RECORDS, METRICS = "config.json", "records.jsonl", "metrics.json"
-NOT_COMPARED = {("data",), ("model", "cache"), ("model", "cache_chunk_size")}
+NOT_COMPARED = {("data",), ("model", "cache"), ("model", "cache_chunk_size"), ("model", "cache_claim_wait_s")}
 """Settings that do not change what a run produces: where the data file lies (its hash is
 compared) and where generations are cached."""
 

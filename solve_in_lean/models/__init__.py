@@ -63,6 +63,8 @@ class ModelConfig:
     cache: str | None = None
     """SQLite file for the generation cache; None disables caching."""
     cache_chunk_size: int = 64
+    cache_claim_wait_s: float = 600.0
+    """How long to wait for another process generating the same requests (models/cache.py)."""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     """Default sampling of every request; stages change `n` and add their prompt's stop strings."""
 
@@ -120,7 +122,8 @@ def generator_from_config(cfg: ModelConfig) -> Generator:
     from .cache import CachedGenerator
 
     return CachedGenerator(lambda: load_generator(cfg.backend, cfg.model, **cfg.options), cfg.cache,
-                           backend=cfg.backend, model=cfg.model, chunk_size=cfg.cache_chunk_size)
+                           backend=cfg.backend, model=cfg.model, chunk_size=cfg.cache_chunk_size,
+                           claim_wait_s=cfg.cache_claim_wait_s)
 
 
 def parse_options(pairs: list[str]) -> dict:
