@@ -28,9 +28,9 @@ def main() -> None:
     from solve_in_lean.lean.lifecycle import install_signal_handlers
     install_signal_handlers()  # SIGTERM/SIGHUP/SIGINT kill every Lean we started (lean/lifecycle.py)
     if sys.argv[1:2] == ["check"]:  # before typer is imported: a check starts about as fast as Lean
-        from solve_in_lean.cli.fastcheck import main as check
+        from solve_in_lean.cli.fastcheck import exit_now, main as check
 
-        sys.exit(check(sys.argv[2:]))
+        exit_now(check(sys.argv[2:]))
     _register()
     from solve_in_lean.cli.typer_app import app
 
