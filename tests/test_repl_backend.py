@@ -18,12 +18,15 @@ import time
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from launchers.toolchain import install_launchers
 from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, needs_mathlib, needs_toolchain, slow_proof
 from solve_in_lean.lean import LeanUnavailable, get_checker
 from solve_in_lean.lean.repl import AUDIT_PREFIX, AuditError, audit_command, may_import_lean, parse_audit
 from solve_in_lean.verify import Policy, Target, verify
+from test_verify_adversarial import DECL, SCOPE
 
 
 @pytest.fixture
@@ -410,31 +413,31 @@ def test_a_header_with_imports_but_no_meta_library_keeps_the_text_audit(launcher
     assert "audits declarations from the text only" in caplog.text and "Unknown identifier" in caplog.text
 
 
-class LeanListsAxioms:
+def lean_lists_axioms(drop=(), broken=None):
     """The kernel backend answering as the repl backend does when its audit runs: Lean's list of
     the constants the code added (the `.ilean` list here) with the axioms of each, which the
-    real Lean prints in a second run. verify must judge them itself, in one verify run."""
+    real Lean prints in a second run of its own. verify must judge them itself, in one run.
+    `drop` leaves names off the list; `broken` makes the audit fail with that sentence."""
+    from solve_in_lean.lean.kernel import KernelChecker
+    from solve_in_lean.verify import _printed_parts, render_name
 
-    def __new__(cls, drop=(), broken=None):
-        from solve_in_lean.lean.kernel import KernelChecker
+    class ListsAxioms(KernelChecker):
+        runs = 0
 
-        class Checker(KernelChecker):
-            runs = 0
-
-            def _check(self, code, header, timeout_s):
-                type(self).runs += 1
-                result = super()._check(code, header, timeout_s)
-                if broken is not None:
-                    result.status, result.detail = "error", broken
-                    return result
-                names = [n for n in result.declarations or {} if n not in drop]
-                printed = super()._check(code + "".join(f"#print axioms _root_.{n}\n" for n in names),
-                                         header, timeout_s)
-                assert printed.ok, printed.messages
-                result.declaration_axioms = {n: printed.axioms[n] for n in names}
-                result.declarations = {n: 0 for n in names}
+        def _check(self, code, header, timeout_s):
+            type(self).runs += 1
+            result = super()._check(code, header, timeout_s)
+            if broken is not None:
+                result.status, result.detail = "error", broken
                 return result
-        return Checker(timeout_s=60)
+            names = [n for n in result.declarations or {} if n not in drop]
+            printed = super()._check(code + "".join(f"#print axioms _root_.{render_name(_printed_parts(n))}\n"
+                                                    for n in names), header, timeout_s)
+            assert printed.ok, printed.messages
+            result.declaration_axioms = {n: printed.axioms[n] for n in names}
+            result.declarations = {n: 0 for n in names}
+            return result
+    return ListsAxioms(timeout_s=60)
 
 
 CHEAT_HEADER = MINI_PRELUDE + "axiom cheat : False\n"
@@ -442,27 +445,46 @@ HIDDEN = "theorem fine : True := True.intro\nwhere aux : False := cheat\n"
 
 
 def test_verify_judges_the_axioms_lean_collected_for_every_declaration():
-    checker = LeanListsAxioms()
+    checker = lean_lists_axioms()
     v = verify(HIDDEN, checker, header=CHEAT_HEADER)
     assert not v.verified and checker.runs == 1  # judged from the list, no second run
     assert "`fine.aux` depends on axioms outside the allow-list: cheat" in v.reasons
-    assert verify(HIDDEN, LeanListsAxioms(), header=CHEAT_HEADER, policy=Policy.with_extra(["cheat"])).verified
+    assert verify(HIDDEN, lean_lists_axioms(), header=CHEAT_HEADER, policy=Policy.with_extra(["cheat"])).verified
     honest = verify(HIDDEN.replace("False := cheat", "True := True.intro"), checker, header=CHEAT_HEADER)
     assert honest.verified, honest.reasons
     assert set(honest.check.declarations) == {"fine", "fine.aux"}
 
 
 def test_a_list_missing_what_the_text_declares_is_not_trusted():
-    v = verify(HIDDEN.replace("False := cheat", "True := True.intro"), LeanListsAxioms(drop=("fine",)),
+    v = verify(HIDDEN.replace("False := cheat", "True := True.intro"), lean_lists_axioms(drop=("fine",)),
                header=CHEAT_HEADER)
     assert not v.verified
     lacks = "Lean's own list of the declarations the code added lacks `fine`, so that list cannot be trusted"
     assert lacks in v.reasons
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(SCOPE, st.lists(DECL, min_size=1, max_size=3)), min_size=1, max_size=3))
+def test_honest_declarations_are_all_on_leans_list(blocks):
+    """Declarations written every way the text reading knows (private, protected, `_root_`,
+    namespaces, sections, inductives, `mutual`) are all on Lean's own list, so the cross-check
+    of the two never rejects honest code."""
+    code, k = "", 0
+    for (opening, closing), decls in blocks:
+        code += opening
+        for d in decls:
+            code += d.replace("{k}", str(k))
+            k += 1
+        code += closing
+    checker = lean_lists_axioms()
+    v = verify(code, checker, header=MINI_PRELUDE)
+    assert v.verified and checker.runs == 1, (code, v.reasons)
+    assert v.check.declarations
+
+
 def test_a_failed_audit_rejects_the_code():
     why = "Lean's list of the declarations the code added could not be read, so they were not audited: x"
-    v = verify(GOOD_PROOF, LeanListsAxioms(broken=why), header=MINI_PRELUDE)
+    v = verify(GOOD_PROOF, lean_lists_axioms(broken=why), header=MINI_PRELUDE)
     assert not v.verified and why in v.reasons
 
 
