@@ -26,9 +26,10 @@ only once that process is gone too. A group that leaves its session (`setsid` in
 escapes the guard. Groups are untracked right after they are reaped; dying in that instant
 leaves the guard a number the system could reuse.
 
-Callers: `process.run_limited` does all of this for one-shot Lean runs. A long-lived process
-(the REPL server) is `track`ed; it may use `launch()` only when the thread starting it outlives
-it (PDEATHSIG, above). A check whose Lean died while `stopping()` must raise `Interrupted`,
+Callers: `process.spawn` (used by `run_limited`) does all of this for one-shot Lean runs, also
+for a Lean started ahead of its check (`prestart`, fed by the thread that started it). A
+long-lived process (the REPL server) is `track`ed; it may use `launch()` only when the thread
+starting it outlives it (PDEATHSIG, above). A check whose Lean died while `stopping()` must raise `Interrupted`,
 never report a verdict (a batch would record it as the item's result).
 """
 

@@ -2,7 +2,9 @@
 
 The process gets its own process group, so a timeout kills Lean and anything it started
 (`lake env lean` forks), and is registered with `lifecycle`, so it dies with lean-solve too.
-Input goes through stdin: no temporary files to leave behind.
+Input goes through stdin: no temporary files to leave behind. Lean reads all of its input
+before it does anything, so a process can be started (`spawn`) before its text is approved and
+fed later (`run_limited(..., proc=)`): nothing reaches it until then.
 """
 
 from __future__ import annotations
