@@ -52,7 +52,7 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     (("rounds = 2", "rounds = 0"), "rounds must be a whole number"),
     (('init = "base"', 'init = "best"'), "init must be one of base, previous"),
     (('task = "prove"\ndata', 'task = "backtranslate"\ndata'), "yield nothing verifiable"),
-    (("lean-solve = 1.0\n", "code = 1.0\n"), "are not training tasks"),
+    (("lean-solve = 1.0\n", "poetry = 1.0\n"), "are not training tasks"),
     (("seed = 0", "seed = 0\nmixtures = 1"), "unknown key(s) ['mixtures']"),
 ])
 def test_a_bad_config_is_one_sentence_and_exit_2(tmp_path, change, message):
