@@ -30,8 +30,8 @@ needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="the sandbox needs Linux 
 
 
 def test_a_gsm8k_solution_becomes_an_exact_program():
-    solution = ("She has 3 bags of 2.5 kg, 3 * 2.5 = <<3*2.5=7.5>>7.5 kg.\nShared by 4: 7.5/4 = <<7.5/4=1.875>>1.875 kg."
-                "\n#### 1.875")
+    solution = ("She has 3 bags of 2.5 kg, 3 * 2.5 = <<3*2.5=7.5>>7.5 kg.\n"
+                "Shared by 4: 7.5/4 = <<7.5/4=1.875>>1.875 kg.\n#### 1.875")
     program = gsm8k_program(solution)
     assert program.splitlines() == ["from fractions import Fraction", "# She has 3 bags of 2.5 kg, 3 * 2.5 = 7.5 kg.",
                                     'step1 = 3*Fraction("2.5")', "# Shared by 4: 7.5/4 = 1.875 kg.",

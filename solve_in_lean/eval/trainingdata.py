@@ -1,9 +1,9 @@
 """Training examples for every task in one chat format, built from datasets and earlier runs.
 
 An example is {"task", "source": {"data_sha256", "id"}, "messages": [system, user, assistant]}:
-the system and user turns are the task's prompt template (instructions, no few-shot examples),
-the assistant turn is what the model should answer. So training and evaluation speak the same
-format, and one loader trains on any mixture of tasks.
+the system and user turns are the task's prompt in the unified format (autoformalize/prompting.py;
+no few-shot examples), the last assistant turn is what the model should answer. So training and
+evaluation speak the same format, and one loader trains on any mixture of tasks.
 
     cot            GSM8K solutions (calculator notes removed, "The answer is N." at the end),
                    MATH solutions, or the `solution` of our own items
@@ -202,7 +202,8 @@ def _record_programs(records: Iterable[dict[str, Any]], sha: str) -> Iterator[Co
             continue
         for sample in r.get("samples", []):
             if sample.get("source") == COMPUTED_BY_PYTHON and equivalent(sample.get("answer"), r["reference"]):
-                cells = [t["code"] for t in sample["turns"] if t.get("code") and (t.get("run") or {}).get("status") == "ok"]
+                cells = [t["code"] for t in sample["turns"]
+                         if t.get("code") and (t.get("run") or {}).get("status") == "ok"]
                 if cells:
                     yield ({"data_sha256": sha, "id": str(r["id"])}, r["item"]["question"], str(r["reference"]),
                            "\n\n".join(cells))
