@@ -172,7 +172,7 @@ def _fresh_kernel():
 
 def _prestarted(checker):
     checker.prestart()
-    return checker._ready[threading.get_ident()]
+    return checker._ready[(os.getpid(), threading.get_ident())]
 
 
 def test_prestarted_lean_gives_the_fresh_verdicts():
@@ -245,5 +245,26 @@ def test_prestarted_lean_of_one_thread_is_not_taken_by_another():
         other = threading.Thread(target=lambda: checker.check(GOOD_PROOF, header=MINI_PRELUDE))
         other.start()
         other.join()
-        assert checker._ready == {threading.get_ident(): ready} and ready.proc.poll() is None
+        assert checker._ready == {(os.getpid(), threading.get_ident()): ready} and ready.proc.poll() is None
     assert ready.proc.returncode is not None and not os.path.exists(ready.scratch)  # close killed it
+
+
+def test_prestarted_lean_is_neither_fed_nor_killed_by_a_forked_process():
+    """A process forked while a Lean waits (a worker forked by a library) runs its own checks:
+    the parent's early Lean, its pipes shared by the fork, is left to the parent."""
+    with _fresh_kernel() as checker:
+        ready = _prestarted(checker)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 2
+            try:
+                ok = checker.check(GOOD_PROOF, header=MINI_PRELUDE).ok
+                code = 0 if ok and ready in checker._ready.values() else 1
+                checker.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert ready.proc.poll() is None  # the child's close left it alone
+        assert checker.check(GOOD_PROOF, header=MINI_PRELUDE).ok and not checker._ready
+        assert ready.proc.returncode in (0, 1)  # the parent fed it

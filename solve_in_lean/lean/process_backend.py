@@ -86,8 +86,9 @@ class ProcessChecker(LeanChecker):
         self.lean_threads = lean_threads
         self._in_flight = 0
         self._flight_lock = threading.Lock()
-        self._ready: dict[int, _Ready] = {}
-        """Lean processes started ahead (`prestart`), one per thread that started one."""
+        self._ready: dict[tuple[int, int], _Ready] = {}
+        """Lean processes started ahead (`prestart`), by (process, thread) that started each: a
+        process forked from this one never feeds or kills one of them."""
 
     @abstractmethod
     def command(self, threads: int) -> list[str]:
@@ -116,7 +117,7 @@ class ProcessChecker(LeanChecker):
         start (no descriptors or processes left), none is: the check then meets the same failure
         and reports it as its result."""
         with self._flight_lock:
-            if threading.get_ident() in self._ready:
+            if _here() in self._ready:
                 return
             threads = self.lean_threads or max(1, default_workers() // (self._in_flight + 1))
         try:
@@ -132,17 +133,18 @@ class ProcessChecker(LeanChecker):
                 return
             raise
         with self._flight_lock:
-            self._ready[threading.get_ident()] = _Ready(threads, cmd, proc, scratch)
+            self._ready[_here()] = _Ready(threads, cmd, proc, scratch)
 
     def cancel_prestart(self) -> None:
         with self._flight_lock:
-            ready = self._ready.pop(threading.get_ident(), None)
+            ready = self._ready.pop(_here(), None)
         if ready is not None:
             ready.discard()
 
     def close(self) -> None:
         with self._flight_lock:
-            ready, self._ready = list(self._ready.values()), {}
+            ready = [r for key, r in self._ready.items() if key[0] == os.getpid()]
+            self._ready = {}
         for r in ready:
             r.discard()
         super().close()
@@ -150,7 +152,7 @@ class ProcessChecker(LeanChecker):
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
         with self._flight_lock:
-            ready = self._ready.pop(threading.get_ident(), None)
+            ready = self._ready.pop(_here(), None)
             self._in_flight += 1
             threads = self._threads()
         if ready is not None and ready.threads != threads:  # started for another load
@@ -180,6 +182,10 @@ class ProcessChecker(LeanChecker):
             shutil.rmtree(scratch, ignore_errors=True)
         result.lean_version = self.lean_version
         return result
+
+
+def _here() -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
 
 
 class _Ready(NamedTuple):
