@@ -113,22 +113,25 @@ class ProcessChecker(LeanChecker):
         """Start this thread's next Lean now, waiting on its stdin. It reads nothing until that
         check writes the text verify approved, and the launcher ties its life to this thread (the
         one that will feed it). Lean's start-up is most of a small check, so the caller's work
-        meanwhile (reading, lexing and auditing the file) costs no time. Where no process can
-        start (no descriptors or processes left), none is: the check then meets the same failure
-        and reports it as its result."""
+        meanwhile (reading, lexing and auditing the file) costs no time. It counts as a check in
+        flight from now on, so its thread count is the one its check would get. Where no process
+        can start (no descriptors or processes left), none is: the check then meets the same
+        failure and reports it as its result."""
         with self._flight_lock:
             if _here() in self._ready:
                 return
-            threads = self.lean_threads or max(1, default_workers() // (self._in_flight + 1))
+            self._in_flight += 1
+            threads = self._threads()
         try:
             scratch = tempfile.mkdtemp(prefix="lean-solve-")
-        except OSError:
-            return
-        cmd = [*self.command(threads), "-i", os.path.join(scratch, "check.ilean")]
-        try:
-            proc = spawn(cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+            try:
+                cmd = [*self.command(threads), "-i", os.path.join(scratch, "check.ilean")]
+                proc = spawn(cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
         except BaseException as e:
-            shutil.rmtree(scratch, ignore_errors=True)
+            self._landed()
             if isinstance(e, OSError):
                 return
             raise
@@ -140,6 +143,7 @@ class ProcessChecker(LeanChecker):
             ready = self._ready.pop(_here(), None)
         if ready is not None:
             ready.discard()
+            self._landed()
 
     def close(self) -> None:
         with self._flight_lock:
@@ -147,20 +151,27 @@ class ProcessChecker(LeanChecker):
             self._ready = {}
         for r in ready:
             r.discard()
+            self._landed()
         super().close()
+
+    def _landed(self) -> None:
+        with self._flight_lock:
+            self._in_flight -= 1
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
         with self._flight_lock:
-            ready = self._ready.pop(_here(), None)
-            self._in_flight += 1
-            threads = self._threads()
-        if ready is not None and ready.threads != threads:  # started for another load
-            ready.discard()
-            ready = None
-        # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
-        # verifier audits beside the ones it read in the text
-        scratch = ready.scratch if ready is not None else tempfile.mkdtemp(prefix="lean-solve-")
+            ready = self._ready.pop(_here(), None)  # already counted in flight
+            if ready is None:
+                self._in_flight += 1
+            threads = ready.threads if ready is not None else self._threads()
+        try:
+            # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
+            # verifier audits beside the ones it read in the text
+            scratch = ready.scratch if ready is not None else tempfile.mkdtemp(prefix="lean-solve-")
+        except BaseException:
+            self._landed()
+            raise
         try:
             cmd = ready.cmd if ready is not None else [*self.command(threads), "-i",
                                                       os.path.join(scratch, "check.ilean")]
@@ -169,8 +180,7 @@ class ProcessChecker(LeanChecker):
                                   max_output_bytes=self.max_output_bytes, cwd=self.cwd(), env=self.env(),
                                   proc=ready.proc if ready is not None else None)
             finally:
-                with self._flight_lock:
-                    self._in_flight -= 1
+                self._landed()
             result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
             ilean = cmd[-1]
             if result.completed and os.path.isfile(ilean):
