@@ -138,27 +138,6 @@ def test_the_kernel_verifies_every_template_and_rejects_a_wrong_answer(kernel):
     assert " ".join(verdicts[1].answer.split()) == printed(num(p.value))  # Lean reports what was written
 
 
-def test_the_free_form_shape_is_the_pipelines_and_the_kernel_verifies_it(kernel):
-    """The world model also learns lean-solve on the statement `lean-solve solve "..."` hands it: the
-    formalized story rebuilt by autoformalize's extraction (theorem `problem`, its layout)."""
-    from autoformalize.extract import extract
-    from solve_in_lean.world.model import FREEFORM_ID, freeform
-
-    problems = [p for s in SPLITS for p in generate(s, 5, seed=4)]
-    rows = []
-    for p in problems:
-        statement, proof = freeform(p)
-        rebuilt = extract(f"```lean\n{p.statement}```", problem_id=FREEFORM_ID, source=p.question, kind="compute")
-        assert statement == rebuilt.problem.statement and f"theorem {FREEFORM_ID} (" in statement
-        rows.append({**p.to_row("lean"), "formal": {"kind": "compute", "statement": statement}, "proof": proof})
-    wrong = {**rows[0], "proof": rows[0]["proof"].replace(f":= {source(problems[0].term)}\n",
-                                                          f":= {numeral(problems[0].value + 1)}\n")}
-    assert wrong["proof"] != rows[0]["proof"]
-    verdicts = verify_many([r for _, r in _requests(rows + [wrong])], kernel)
-    assert all(v.verified for v in verdicts[:-1]), [v.reasons for v in verdicts if not v.verified]
-    assert not verdicts[-1].verified
-
-
 # ---------------------------------------------------------------------------------------------
 # The trained model (slow: trained once into the user cache, a few minutes on two cores, then reused)
 # ---------------------------------------------------------------------------------------------

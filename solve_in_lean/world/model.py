@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from autoformalize.extract import extract
 from solve_in_lean.eval.finetune import TrainConfig, TrainResult, encode_example, finetune
 from solve_in_lean.eval.trainingdata import chat_example
 from solve_in_lean.lean.toolchain import cache_root
@@ -43,13 +42,8 @@ PROMPTS = {"cot": "cot", "formalize": "formalize", "backtranslate": "backtransla
            "prove": "prove"}
 """Training task -> prompt template name (as eval/trainingdata.py)."""
 ROLES = ("<|system|>", "<|user|>", "<|assistant|>")
-FREEFORM_ID = "problem"
-"""The id `lean-solve solve "..."` gives a problem typed on the command line (cli/common.batch_io)."""
-VERSION = 2
+VERSION = 3
 """Raise when the way the model is built or trained changes (tokenizer, stages, example format)."""
-NUMERAL_TOKENS = tuple(f" ({curriculum.numeral(n)})" for n in range(5, 10))
-"""The operands above four as single tokens (` (N.add N.four N.one)` is 5): a story's digit maps to one
-token of its Lean term, as `N.three` does, instead of a nesting whose closing brackets vary."""
 EVAL_PROBLEMS = 100
 """Problems exported for each of valid and test."""
 BASE_TASKS = ("formalize", "backtranslate")
@@ -72,13 +66,11 @@ class Recipe:
     always do; training data of the transfer harness never does)."""
     base_steps: int = 200
     world_steps: int = 800
-    world_mix: tuple[tuple[str, int], ...] = (("cot", 1), ("formalize", 1), ("backtranslate", 1), ("lean-solve", 2),
+    world_mix: tuple[tuple[str, int], ...] = (("cot", 1), ("formalize", 1), ("backtranslate", 1), ("lean-solve", 3),
                                               ("prove", 1))
-    """Examples per training problem and task in the world stage: lean-solve, the longest answer to
-    copy exactly, twice (measured: 300 more lean-solve steps took held-out verified 0.18 -> 0.58)."""
-    freeform_share: float = 0.25
-    """Share of lean-solve examples stated as `lean-solve solve "..."` states a free-form problem
-    (`freeform`), so the model that formalized a story also solves the statement the pipeline hands it."""
+    """Examples per training problem and task in the world stage. lean-solve, the longest answer and
+    the one to copy exactly, three times: measured, 300 more lean-solve steps took the held-out
+    verified rate from 0.18 to 0.58."""
     batch_size: int = 16
     lr: float = 3e-3
     max_seq_len: int = 384
@@ -120,26 +112,8 @@ def fixed_texts() -> list[str]:
     return list(dict.fromkeys(x for x in texts if x))
 
 
-def freeform(p: WorldProblem) -> tuple[str, str]:
-    """(statement, Lean solution) of a problem as the pipeline states it when it arrives as free text:
-    the curriculum's statement, as the model formalizes it, rebuilt by autoformalize's extraction,
-    which names the theorem after the problem's id (`problem`) and sets its own layout. A solver that
-    learned only `cards_count` would prove a theorem nobody asked for."""
-    got = extract(f"```lean\n{p.statement}```", problem_id=FREEFORM_ID, source=p.question, kind="compute")
-    if got.problem is None:
-        raise ValueError(f"{p.id}: the pipeline cannot read the curriculum's statement: {got.error}")
-    statement = got.problem.statement
-    hole, theorem = statement.split("\n", 1)
-    answer = f"noncomputable {hole.removesuffix(':= sorry')}:= {curriculum.source(p.term)}"
-    return statement, answer + "\n" + theorem.replace(":= by sorry", ":=\n  h₀")
-
-
-def task_fields(task: str, p: WorldProblem, *, as_freeform: bool = False) -> tuple[dict[str, Any], str]:
-    """(prompt fields, the answer to learn) of a problem for a task, in eval/trainingdata.py's format;
-    `as_freeform`: lean-solve on the statement the pipeline makes of the story (`freeform`)."""
-    if task == "lean-solve" and as_freeform:
-        statement, proof = freeform(p)
-        return {"problem": p.question, "statement": statement.strip()}, f"```lean\n{proof.strip()}\n```"
+def task_fields(task: str, p: WorldProblem) -> tuple[dict[str, Any], str]:
+    """(prompt fields, the answer to learn) of a problem for a task, in eval/trainingdata.py's format."""
     statement = p.statement.strip()
     if task == "cot":
         return {"problem": p.question}, p.solution
@@ -155,15 +129,15 @@ def task_fields(task: str, p: WorldProblem, *, as_freeform: bool = False) -> tup
 
 
 def examples(problems: list[WorldProblem], tasks: tuple[str, ...] | tuple[tuple[str, int], ...], *,
-             fewshot_share: float, seed: int, freeform_share: float = 0.0) -> list[dict[str, Any]]:
+             fewshot_share: float, seed: int) -> list[dict[str, Any]]:
     """Chat examples of every problem for every task (a (task, copies) pair repeats it); a share
-    with the prompt's few-shot turns, a share of lean-solve ones in the free-form shape."""
+    with the prompt's few-shot turns."""
     rng = random.Random(seed)
     mix = [(t, 1) if isinstance(t, str) else t for t in tasks]
     out = []
     for p in problems:
         for task in (t for t, copies in mix for _ in range(copies)):
-            fields, answer = task_fields(task, p, as_freeform=task == "lean-solve" and rng.random() < freeform_share)
+            fields, answer = task_fields(task, p)
             ex = chat_example(task, fields, answer, {"data_sha256": "small-world", "id": p.id})
             if rng.random() < fewshot_share:
                 template = get_prompt(PROMPTS[task])
@@ -190,16 +164,16 @@ def build_base_untrained(path: Path, recipe: Recipe, problems: list[WorldProblem
 
     path.mkdir(parents=True, exist_ok=True)
     bpe = Tokenizer(models.BPE())
-    # words split at white space, `_`, each digit and each bracket: `N.add` and `h₀` can become one
-    # token, while names like `add_30012_answer`, numbers and nestings stay in pieces every split shares
+    # words split at white space, `_` and each digit: `(N.add` and `h₀` can become one token, while
+    # names like `add_30012_answer` and numbers stay in pieces every split shares
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r" ?[^\s_\d()]+| ?\d| ?[(]|[)]|_|\s+"), behavior="isolated"),
+        pre_tokenizers.Split(Regex(r" ?[^\s_\d]+| ?\d|_|\s+"), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=recipe.vocab_size, special_tokens=[BOS, EOS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(_corpus(problems), trainer)
-    bpe.add_tokens([AddedToken(t, normalized=False) for t in (*ROLES, *NUMERAL_TOKENS, *fixed_texts())])
+    bpe.add_tokens([AddedToken(t, normalized=False) for t in (*ROLES, *fixed_texts())])
     bpe.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bpe.token_to_id(BOS))])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, eos_token=EOS)
@@ -303,8 +277,7 @@ def _train(wm: WorldModel, progress: bool | None, log: Callable[[str], None]) ->
     base = finetune(untrained, base_ex, wm.base, recipe.train_config(recipe.base_steps, recipe.seed),
                     progress=progress, description="small world: base")
     log(f"small world: training the world model ({recipe.world_steps} steps) in {wm.model}")
-    world_ex = examples(problems, recipe.world_mix, fewshot_share=recipe.fewshot_share, seed=recipe.seed + 1,
-                        freeform_share=recipe.freeform_share)
+    world_ex = examples(problems, recipe.world_mix, fewshot_share=recipe.fewshot_share, seed=recipe.seed + 1)
     world = finetune(wm.base, world_ex, wm.model, recipe.train_config(recipe.world_steps, recipe.seed + 1),
                      progress=progress, description="small world: world")
     shutil.rmtree(untrained)
