@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,10 +55,19 @@ def make_file(i: int) -> str:
     return PRELUDE + f"theorem t{i} : Eq (N.add {unary(a)} {unary(b)}) {unary(claim)} := Eq.refl _\n"
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Wall seconds of `fn`; with `cpu`, also appends the CPU seconds it cost (this process and
+    the children it waited for), which machine load inflates far less than wall time."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     fn()
+    if cpu is not None:
+        cpu.append(cpu_seconds() - start_cpu)
     return time.perf_counter() - start
+
+
+def cpu_seconds() -> float:
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 def import_times(cmd: list[str], env: dict[str, str], runs: int = 5) -> dict[str, float]:
@@ -117,13 +127,14 @@ def main() -> None:
             sys.exit(f"lean-solve check failed on a good file: {warm.stdout.decode()}{warm.stderr.decode()}")
 
         bare_t, verify_t, cli_t, python_t, version_t = [], [], [], [], []
+        bare_cpu, verify_cpu, cli_cpu = [], [], []
         for i in range(max(args.cli_runs, len(files))):  # interleaved: noise hits every side alike
             p, text = paths[i % len(paths)], files[i % len(files)]
-            bare_t.append(timed(lambda: bare(p)))
+            bare_t.append(timed(lambda: bare(p), bare_cpu))
             if i < len(files):
-                verify_t.append(timed(lambda: verify(text, checker)))
+                verify_t.append(timed(lambda: verify(text, checker), verify_cpu))
             if i < args.cli_runs:
-                cli_t.append(timed(lambda: ours(p)))
+                cli_t.append(timed(lambda: ours(p), cli_cpu))
                 python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=False)))
                 version_t.append(timed(lambda: subprocess.run([lean[0], "--version"], capture_output=True,
                                                               check=False)))
@@ -158,6 +169,9 @@ def main() -> None:
         "batch_ratio": batch_t / bare_serial,
         "verify_ratio": statistics.median(verify_t) / bare_median,
         "parallel_speedup": many_1 / many_n,
+        "cli_cpu_ratio": statistics.median(cli_cpu) / statistics.median(bare_cpu),
+        "verify_cpu_ratio": statistics.median(verify_cpu) / statistics.median(bare_cpu),
+        "load_average": os.getloadavg(),
         "batch_outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
         "cli_imports_s": imports,
     }
@@ -174,6 +188,9 @@ def main() -> None:
         (f"lean-solve check, {args.files} files, {args.workers} workers",
          f"{batch_t:.2f} s {result['batch_outcomes']}"),
         (f"check_many, 1 / {args.workers} workers", f"{many_1:.2f} s / {many_n:.2f} s"),
+        ("CPU time over bare Lean's: check CLI / verify()",
+         f"{result['cli_cpu_ratio']:.3f} / {result['verify_cpu_ratio']:.3f} (guard process not counted)"),
+        ("load average (1, 5, 15 min) at the end", " ".join(f"{x:.2f}" for x in result["load_average"])),
     ]
     startup = ("total", "site", "encodings", "_frozen_importlib_external")  # Python's own, as in `python -c pass`
     ours_s = imports["total"] - sum(imports.get(k, 0.0) for k in startup[1:])
