@@ -15,8 +15,8 @@ A proof is accepted only if
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -260,7 +260,7 @@ def build_audit(code: str, *, target: Target | None, answer_name: str | None, ev
     """The text Lean checks: the code's own header, the target statement, the code, then one
     `#print axioms` per declaration (those the scanner found plus `extra`, e.g. the ones Lean
     itself listed), the target check, the answer and a sentinel."""
-    nonce = nonce or secrets.token_hex(4)
+    nonce = nonce or os.urandom(4).hex()  # what secrets.token_hex does, without loading hashlib/hmac
     head, body = split_header(code)
     if head and not head.endswith("\n"):
         head += "\n"
