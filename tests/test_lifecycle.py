@@ -334,19 +334,20 @@ def test_track_refuses_a_process_sharing_our_group():
 
 def test_guard_ignores_a_cut_off_line():
     """lean-solve may die in the middle of telling the guard a group: a number without its
-    newline may be a prefix of the real one, so the guard must not kill it."""
+    newline may be a prefix of the real one, so the guard must not kill it; nor a group it was
+    told is gone, nor a line that is not a group."""
     from solve_in_lean.lean import lifecycle
 
-    listed, cut_off = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                                        start_new_session=True) for _ in range(2))
+    listed, removed, cut_off = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                                 start_new_session=True) for _ in range(3))
     try:
-        guard = subprocess.run([sys.executable, "-I", "-c", lifecycle._GUARD_CODE], timeout=30,
-                               input=f"+{listed.pid}\n+{cut_off.pid}", text=True)
+        told = f"+{listed.pid}\n+{removed.pid}\n-{removed.pid}\n+1x\n+-1\n+\n+{cut_off.pid}"
+        guard = subprocess.run(["/bin/sh", "-c", lifecycle._GUARD_SCRIPT], timeout=30, input=told, text=True)
         assert guard.returncode == 0
         assert listed.wait(timeout=10) == -signal.SIGKILL
-        assert cut_off.poll() is None
+        assert removed.poll() is None and cut_off.poll() is None
     finally:
-        for p in (listed, cut_off):
+        for p in (listed, removed, cut_off):
             p.kill()
             p.wait()
 
