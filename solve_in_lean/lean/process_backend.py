@@ -113,10 +113,10 @@ class ProcessChecker(LeanChecker):
         """Start this thread's next Lean now, waiting on its stdin. It reads nothing until that
         check writes the text verify approved, and the launcher ties its life to this thread (the
         one that will feed it). Lean's start-up is most of a small check, so the caller's work
-        meanwhile (reading, lexing and auditing the file) costs no time. It counts as a check in
-        flight from now on, so its thread count is the one its check would get. Where no process
-        can start (no descriptors or processes left), none is: the check then meets the same
-        failure and reports it as its result."""
+        meanwhile (reading, lexing and auditing the file) runs beside it on a free core. It
+        counts as a check in flight from now on, so its thread count is the one its check would
+        get. Where no process can start (no descriptors or processes left), none is: the check
+        then meets the same failure and reports it as its result."""
         with self._flight_lock:
             if _here() in self._ready:
                 return
@@ -182,7 +182,7 @@ class ProcessChecker(LeanChecker):
             finally:
                 self._landed()
             result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
-            ilean = cmd[-1]
+            ilean = os.path.join(scratch, "check.ilean")
             if result.completed and os.path.isfile(ilean):
                 from solve_in_lean.lean.messages import declarations_from_ilean
 
