@@ -393,6 +393,8 @@ def make_checker(settings: Settings) -> Any:
                        actors=ray.actors, actor_memory_mb=ray.actor_memory_mb)
     if name != "kernel":  # the kernel dialect has no Mathlib (an actor's kernel checker drops it too)
         options["mathlib"] = lean.mathlib
+    if name == "repl" and settings.solve.rounds > 0:  # repair prompts show the goal at each error
+        options["goals"] = True
     try:
         return get_checker(name, **options)
     except UnavailableError as e:

@@ -478,7 +478,7 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
 
     result = CheckResult(status=raw.status, messages=code_msgs, axioms=axioms, evals=raw.evals,
                          sorry=raw.sorry, elapsed_s=raw.elapsed_s, backend=raw.backend,
-                         lean_version=raw.lean_version, detail=raw.detail)
+                         lean_version=raw.lean_version, detail=raw.detail, goals=raw.goals)
     if raw.declarations is not None:  # Lean's own list, the code's part of it, in the code's lines
         result.declarations = {
             name: (line - audit.pre_lines if line > 0 else 0) for name, line in raw.declarations.items()

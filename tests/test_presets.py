@@ -345,7 +345,7 @@ INFOTREE = [{"kind": "CommandInfo", "children": [
 
 
 def test_the_goal_at_an_error_is_the_innermost_tactics_goal_in_the_info_tree():
-    from solve_in_lean.presets.goals import command_options, goal_for, goals_at_errors
+    from solve_in_lean.lean.goals import command_options, goal_for, goals_at_errors
 
     resp = _response([("error", 3, 2, "linarith failed to find a contradiction"),
                       ("error", 1, 8, "unknown identifier 'y'"), ("warning", 2, 2, "unused")], INFOTREE)
@@ -360,7 +360,7 @@ def test_the_goal_at_an_error_is_the_innermost_tactics_goal_in_the_info_tree():
 
 
 def test_the_all_tactics_list_gives_goals_too_and_no_tree_gives_none():
-    from solve_in_lean.presets.goals import goals_at_errors
+    from solve_in_lean.lean.goals import goals_at_errors
 
     tactics = [{"pos": {"line": 2, "column": 2}, "endPos": {"line": 2, "column": 8}, "goals": "⊢ 1 = 2",
                 "tactic": "simp", "usedConstants": []}]
@@ -381,7 +381,7 @@ def test_feedback_shows_the_info_tree_goal_and_falls_back_to_the_message(kernel)
     assert "Goal at the error:\n⊢ Eq (N.one.add" not in from_tree
     # a backend that keeps the info tree's goals on its result, keyed where *it* saw the error (lines
     # later than the code's: the verifier checks a target statement first), is read by column and text
-    from solve_in_lean.presets.goals import message_key, position_key
+    from solve_in_lean.lean.goals import message_key, position_key
 
     verdict.check.goals = {position_key(err.line + 3, err.column): "h : True\n⊢ Eq N.two N.two",
                            message_key(err.column, err.text): "h : True\n⊢ Eq N.two N.two"}
@@ -393,7 +393,7 @@ def test_the_repl_returns_the_goal_at_a_failing_tactic():
     """End to end through the real Lean REPL (lean-interact): the info tree holds the failing tactic's goal."""
     from lean_prelude import find_tool
     from solve_in_lean.lean.toolchain import SETUP_HINT
-    from solve_in_lean.presets.goals import command_options, goals_at_errors
+    from solve_in_lean.lean.goals import command_options, goals_at_errors
 
     if find_tool("lake") is None:
         pytest.skip(f"needs the full Lean toolchain and its REPL: {SETUP_HINT}")

@@ -543,3 +543,29 @@ def test_repl_audit_accepts_honest_mathlib_code():
         target = verify(MATHLIB_HONEST, checker, header="import Mathlib\nopen Real\n",
                         target=Target("main_thm", "∀ n : ℕ, n + 0 = n"))
         assert target.verified, target.reasons
+
+
+def test_goals_option_asks_the_repl_for_the_info_tree(launchers):
+    """With `goals=True` (runs with repair rounds) every code command asks for the info tree that
+    lean/goals.py reads; without it, none does. The test launcher serves no info trees and says so, so
+    the check reports the REPL's refusal instead of inventing goals."""
+    code = "theorem t : N := by\n  exact N.zero\n"
+    with get_checker("repl", timeout_s=60, goals=True) as checker:
+        result = checker.check(code, header=MINI_PRELUDE)
+    asked = [r for r in commands(launchers) if r.get("cmd") == code]
+    assert asked and all(r.get("infotree") == "original" for r in asked)
+    assert result.status == "crashed" and "infotree" in result.detail
+    before = len(commands(launchers))
+    with get_checker("repl", timeout_s=60) as checker:
+        checker.check(code, header=MINI_PRELUDE)
+    assert all("infotree" not in r for r in commands(launchers)[before:])
+
+
+def test_runs_with_repair_rounds_turn_goals_on(launchers, tmp_path):
+    from solve_in_lean.settings import make_checker, settings_from_tables
+
+    for rounds, wanted in ((0, False), (2, True)):
+        settings = settings_from_tables({"lean": {"backend": "repl"}, "solve": {"rounds": rounds}},
+                                        path=None, root=tmp_path)
+        with make_checker(settings) as checker:
+            assert checker.goals is wanted

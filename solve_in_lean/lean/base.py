@@ -97,6 +97,9 @@ class CheckResult:
     declaration_axioms: dict[str, list[str]] | None = None
     """The axioms of each of `declarations`, collected by Lean itself where the backend can
     (repl: `Lean.collectAxioms` in the checked environment); None where it lists names only."""
+    goals: dict[str, str] | None = None
+    """The goal state at each error, from the REPL's info tree (lean/goals.py), where the backend was
+    asked for it (repl with `goals=True`: repair rounds show it); None otherwise."""
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from solve_in_lean.lean import goals as error_goals
 from solve_in_lean.lean import lifecycle
 from solve_in_lean.lean.base import DEFAULT_MEMORY_MB, CheckResult, LeanChecker, LeanUnavailable, Message
 from solve_in_lean.lean.messages import axioms_from_messages, eval_outputs, message_from_json, uses_sorry
@@ -195,7 +196,7 @@ class ReplChecker(LeanChecker):
 
     def __init__(self, *, mathlib: bool | None = None, project: str | Path | None = None,
                  repl: str | Path | None = None, lake: str | None = None, memory_mb: int | None = None,
-                 header_timeout_s: float = HEADER_TIMEOUT_S, **kw: Any) -> None:
+                 header_timeout_s: float = HEADER_TIMEOUT_S, goals: bool = False, **kw: Any) -> None:
         mathlib = use_mathlib(mathlib) if project is None else bool(mathlib)
         if memory_mb is None:
             memory_mb = MATHLIB_MEMORY_MB if mathlib else DEFAULT_MEMORY_MB
@@ -206,6 +207,9 @@ class ReplChecker(LeanChecker):
         self._server_class = DirectServer
         self.mathlib = mathlib
         self.header_timeout_s = header_timeout_s
+        # ask for the info tree and keep the goal at each error (repair prompts show it); it makes
+        # every answer larger, so only runs with repair rounds turn it on (settings.make_checker)
+        self.goals = goals
         lake = lake or find_tool("lake")
         if lake is None:
             raise LeanUnavailable(f"no Lean toolchain (`lake` not found); {SETUP_HINT}")
@@ -300,7 +304,9 @@ class ReplChecker(LeanChecker):
                 # the REPL refuses an empty command; an empty body is simply fine
                 return CheckResult(status="ok", lean_version=self.lean_version)
             what, limit = "the code", timeout_s
-            resp = worker.server.run(self._li.Command(cmd=code, env=known.env if known else None), timeout=timeout_s)
+            options = error_goals.command_options() if self.goals else {}
+            resp = worker.server.run(self._li.Command(cmd=code, env=known.env if known else None, **options),
+                                     timeout=timeout_s)
             audit: dict[str, list[str]] | str | None = None
             if (known is not None and known.constants is not None
                     and not isinstance(resp, self._li.interface.LeanError) and not resp.has_errors()):
@@ -326,7 +332,8 @@ class ReplChecker(LeanChecker):
         full_code = code if not shift else "\n" * shift + code
         result = CheckResult(status="error" if any(m.severity == "error" for m in msgs) else "ok",
                              messages=msgs, axioms=axioms, evals=eval_outputs(full_code, msgs),
-                             sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version)
+                             sorry=uses_sorry(msgs, axioms) or bool(resp.sorries), lean_version=self.lean_version,
+                             goals=error_goals.goals_at_errors(resp, shift) if self.goals else None)
         if isinstance(audit, str):  # the header can run the audit, so a failed one rejects (fail closed)
             result.status, result.detail = "error", audit
         elif audit is not None:

@@ -2,7 +2,7 @@
 
 Goedel-Prover-V2 wraps the failing span in `<error></error>` and quotes the message; Kimina's
 error-fixing rounds also show the goal state where the error happened. Where the REPL's info tree
-gave the goal at an error (goals.py), that goal is shown; otherwise it is read from the message, where
+gave the goal at an error (lean/goals.py), that goal is shown; otherwise it is read from the message, where
 Lean writes it for the errors that have one (`unsolved goals`, a failed tactic such as `linarith failed`,
 a `type mismatch` with its expected type): the lines of the message from the first hypothesis or `⊢` on.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from solve_in_lean.presets.goals import goal_for
+from solve_in_lean.lean.goals import goal_for
 
 MAX_ERRORS = 5
 """Errors quoted: the first ones matter, the rest are usually their consequences."""

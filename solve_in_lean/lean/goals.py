@@ -8,9 +8,10 @@ range holds the error's position: the state the failing tactic was applied to. l
 `all_tactics` list (each tactic with its range and the goals before it) is read the same way when a
 response carries it instead.
 
-Wiring (solve_in_lean/lean/repl.py): send `Command(cmd=..., env=..., **command_options())` and keep
-`goals_at_errors(response, shift)` as the check result's `goals`; `feedback.lean_feedback` then prefers
-these goals to the text of the message (the verifier keeps them when it maps the check back).
+Used by the repl backend (`ReplChecker(goals=True)`, which `settings.make_checker` sets when a run has
+repair rounds): it sends `Command(..., **command_options())` and keeps `goals_at_errors(response, shift)`
+as the check's `goals`; the verifier carries them over and `presets/feedback.lean_feedback` prefers
+them to the text of the message.
 """
 
 from __future__ import annotations
