@@ -96,6 +96,8 @@ _EVAL_LINE = re.compile(r"^[ \t]*#eval!?\b", re.MULTILINE)
 
 def eval_outputs(code: str, messages: Iterable[Message]) -> list[EvalOutput]:
     """Information messages that sit on the line of an `#eval` command, in order."""
+    if "#eval" not in code:  # no command at all: spare lexing the code (every check comes here)
+        return []
     from solve_in_lean.lean.source import mask_comments_and_strings
 
     masked = mask_comments_and_strings(code)
