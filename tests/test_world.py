@@ -205,11 +205,10 @@ def test_transfer_shows_that_training_on_a_task_raises_it(world_model, tmp_path,
 
 @pytest.mark.slow
 def test_iteration_raises_the_verified_rate(world_model, tmp_path, torch_one_thread):
-    """Positive control of self-iteration, on examples/iterate_small_world.toml cut to one round, its
-    lean-solve evaluation and a smaller pool and training (600 problems, 200 steps; a few minutes):
-    the model trained on its own Lean-verified programs verifies more of the 100 held-out test
-    problems than the model it started from, in the iteration's own paired test on the same items
-    (the full round: 0.24 -> 0.43, docs/evaluation.md)."""
+    """Positive control of self-iteration, on examples/iterate_small_world.toml cut to one round and
+    its lean-solve evaluation (about two minutes): the model trained on its own Lean-verified
+    programs verifies more of the 100 held-out test problems than the model it started from, in the
+    iteration's own paired test on the same items (measured: 0.24 -> 0.50, p = 3e-6)."""
     import dataclasses
 
     from solve_in_lean.eval.iterate import load_config, run_iteration
@@ -220,9 +219,7 @@ def test_iteration_raises_the_verified_rate(world_model, tmp_path, torch_one_thr
     (tmp_path / "prelude.lean").write_text(PRELUDE, encoding="utf-8")
     (tmp_path / "iterate.toml").write_text(text, encoding="utf-8")
     cfg = load_config(tmp_path / "iterate.toml", out=tmp_path / "out")
-    cfg = dataclasses.replace(cfg, rounds=1, pools=[dataclasses.replace(p, limit=600) for p in cfg.pools],
-                              evals=[e for e in cfg.evals if e.task == "lean-solve"],
-                              train=dataclasses.replace(cfg.train, max_steps=200))
+    cfg = dataclasses.replace(cfg, rounds=1, evals=[e for e in cfg.evals if e.task == "lean-solve"])
     result = run_iteration(cfg, progress=False)
     column = "lean-solve:verified_rate"
     start, after = result.rows[0]["values"][column], result.rows[1]["values"][column]
