@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ def three_other_runs(tmp_path: Path):
     script.write_text("import time\ntime.sleep(120)\n")
     before = concurrent_runs()  # runs that other jobs on this machine may have going
     procs = [subprocess.Popen([sys.executable, str(script), "solve", "x"]) for _ in range(3)]
+    # Popen may return (vfork) before the kernel has set a child's new command line: wait for it
+    deadline = time.monotonic() + 10
+    while not all(str(script).encode() in Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in procs):
+        assert time.monotonic() < deadline, "the started runs never showed their command line"
+        time.sleep(0.01)
     yield before + 3
     for p in procs:
         p.kill()
