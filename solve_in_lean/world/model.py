@@ -69,8 +69,10 @@ class Recipe:
     world_mix: tuple[tuple[str, int], ...] = (("cot", 1), ("formalize", 1), ("backtranslate", 1), ("lean-solve", 3),
                                               ("prove", 1))
     """Examples per training problem and task in the world stage. lean-solve, the longest answer and
-    the one to copy exactly, three times: measured, 300 more lean-solve steps took the held-out
-    verified rate from 0.18 to 0.58."""
+    the one to copy exactly, three times. Measured on 100 test problems against one of each: lean-solve
+    0.24 vs 0.22 verified, but 77 % of training problems verified vs about 43 %, which is what lets
+    self-iteration lift it (0.24 -> 0.50, p < 0.05, vs 0.22 -> 0.28, p = 0.11); cot 0.03 vs 0.19 and
+    prove 0.00 vs 0.19 are the price."""
     batch_size: int = 16
     lr: float = 3e-3
     max_seq_len: int = 384
