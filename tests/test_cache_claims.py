@@ -279,3 +279,32 @@ def test_the_config_key_sets_the_wait_and_defaults_to_the_caches_own(tmp_path):
                                  "cache_claim_wait_s": 5})
     cache = generator_from_config(cfg)
     assert isinstance(cache, CachedGenerator) and cache.claim_wait_s == 5 and cache._inner is None
+
+
+def test_stats_count_claims_and_prune_drops_only_dead_ones(tmp_path):
+    from solve_in_lean.models.cache import cache_stats, prune_cache
+
+    path = tmp_path / "c.sqlite"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    claim_by_hand(path, "live", pid=os.getpid(), host=socket.gethostname(), started=own_start(), lease=time.time())
+    claim_by_hand(path, "dead", pid=gone.pid, host=socket.gethostname(), started=None, lease=time.time())
+    claim_by_hand(path, "expired", pid=1, host="another-host", started=None, lease=time.time() - 1000)
+    assert cache_stats(path)["claims"] == {"in_flight": 1, "dead": 2}
+    shown = subprocess.run([sys.executable, "-m", "solve_in_lean", "cache", "stats", "--cache", str(path)],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0 and "claims: 1 being generated now, 2 left by runs that died" in shown.stdout
+    prune_cache(path, older_than_s=1e9)
+    assert cache_stats(path)["claims"] == {"in_flight": 1, "dead": 0} and claims_left_at(path) == 1
+
+
+def test_stats_of_a_cache_written_before_claims_existed(tmp_path):
+    from solve_in_lean.models.cache import cache_stats
+
+    path = tmp_path / "old.sqlite"
+    with CachedGenerator(ScriptedGenerator(["a"]), path) as gen:
+        gen.generate(["p"], SamplingParams())
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("DROP TABLE claims")
+    info = cache_stats(path)
+    assert info["claims"] == {"in_flight": 0, "dead": 0} and info["completions"] == 1

@@ -29,7 +29,7 @@ def _path(cache: str | None, config: str | None) -> Path:
 @cache_app.command("stats")
 def stats(cache: CacheOpt = None, config: ConfigOpt = None,
           json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Size, requests and completions per model, oldest and newest entry."""
+    """Size, requests and completions per model, oldest and newest entry, in-flight claims."""
     import sqlite3
     import time
 
@@ -51,6 +51,10 @@ def stats(cache: CacheOpt = None, config: ConfigOpt = None,
                f"completions (oldest {when(info['oldest'])}, newest {when(info['newest'])})")
     for name, m in sorted(info["models"].items()):
         typer.echo(f"  {name}: {m['requests']} requests, {m['completions']} completions")
+    claims = info["claims"]
+    if claims["in_flight"] or claims["dead"]:
+        typer.echo(f"  claims: {claims['in_flight']} being generated now, {claims['dead']} left by runs that died "
+                   "(taken over when asked for again; `prune` drops them)")
     raise typer.Exit(EXIT_OK)
 
 

@@ -100,6 +100,21 @@ def _alive(pid: int, started: int | None) -> bool:
     return True
 
 
+def _claim_dead(claim: Claim, lease_s: float = CLAIM_LEASE_S) -> bool:
+    """Whether a claim's owner is gone: its pid on this host, its lease from another host."""
+    if claim.host == socket.gethostname():
+        return not _alive(claim.pid, claim.started)
+    return time.time() - claim.lease > lease_s
+
+
+def _claims(db: sqlite3.Connection) -> list[tuple[str, Claim]]:
+    """Every claim in the file (none in a file written before claims existed)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'claims'").fetchone() is None:
+        return []
+    return [(key, Claim(*row)) for key, *row in
+            db.execute("SELECT key, token, pid, host, started, lease FROM claims")]
+
+
 def request_material(backend: str, model: str, prompt: Prompt, params: SamplingParams | dict) -> dict:
     """What identifies a generation request, minus the number of samples."""
     if isinstance(params, SamplingParams):
@@ -352,10 +367,7 @@ class CachedGenerator(Generator):
             self.waited_s += time.monotonic() - start
 
     def _dead(self, claim: Claim) -> bool:
-        """Whether a claim's owner is gone: its pid on this host, its lease from another host."""
-        if claim.host == socket.gethostname():
-            return not _alive(claim.pid, claim.started)
-        return time.time() - claim.lease > self.claim_lease_s
+        return _claim_dead(claim, self.claim_lease_s)
 
     @staticmethod
     def _start_time() -> int | None:
@@ -443,8 +455,9 @@ class CachedGenerator(Generator):
 
 
 def cache_stats(path: str | Path) -> dict:
-    """What a cache file holds: its size, requests and completions per backend:model, and the
-    oldest and newest completion (Unix times)."""
+    """What a cache file holds: its size, requests and completions per backend:model, the
+    oldest and newest completion (Unix times), and the claims: requests some run is generating
+    now (`in_flight`) and claims whose owner died (`dead`: taken over when next asked for)."""
     path = Path(path)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -457,17 +470,20 @@ def cache_stats(path: str | Path) -> dict:
             entry["requests"] += 1
             entry["completions"] += count
         oldest, newest = db.execute("SELECT MIN(created), MAX(created) FROM completions").fetchone()
+        claims = _claims(db)
+        dead = sum(_claim_dead(claim) for _, claim in claims)
     finally:
         db.close()
     return {"path": str(path), "bytes": path.stat().st_size, "models": models,
             "requests": sum(m["requests"] for m in models.values()),
-            "completions": sum(m["completions"] for m in models.values()), "oldest": oldest, "newest": newest}
+            "completions": sum(m["completions"] for m in models.values()), "oldest": oldest, "newest": newest,
+            "claims": {"in_flight": len(claims) - dead, "dead": dead}}
 
 
 def prune_cache(path: str | Path, *, older_than_s: float | None = None, model: str | None = None) -> int:
     """Delete completions created more than `older_than_s` ago and/or of `model` ("backend:model"
-    or just the model), then requests left without completions; compacts the file. Returns the
-    number of completions deleted."""
+    or just the model), then requests left without completions and claims whose owner died;
+    compacts the file. Returns the number of completions deleted."""
     db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     try:
         db.execute("BEGIN IMMEDIATE")
@@ -489,6 +505,8 @@ def prune_cache(path: str | Path, *, older_than_s: float | None = None, model: s
             deleted = db.execute(f"DELETE FROM completions{' WHERE ' + ' AND '.join(where) if where else ''}",
                                  args).rowcount
         db.execute("DELETE FROM requests WHERE key NOT IN (SELECT DISTINCT key FROM completions)")
+        db.executemany("DELETE FROM claims WHERE key = ? AND token = ?",  # a live claim stays
+                       [(key, claim.token) for key, claim in _claims(db) if _claim_dead(claim)])
         db.execute("COMMIT")
         db.execute("VACUUM")
     finally:
