@@ -19,14 +19,13 @@ import time
 import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from launchers.toolchain import install_launchers
 from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, needs_mathlib, needs_toolchain, slow_proof
 from solve_in_lean.lean import LeanUnavailable, get_checker
 from solve_in_lean.lean.repl import AUDIT_PREFIX, AuditError, audit_command, may_import_lean, parse_audit
 from solve_in_lean.verify import Policy, Target, verify
-from test_verify_adversarial import DECL, SCOPE
+from test_verify_adversarial import BLOCKS, scoped_code
 
 
 @pytest.fixture
@@ -464,18 +463,12 @@ def test_a_list_missing_what_the_text_declares_is_not_trusted():
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(SCOPE, st.lists(DECL, min_size=1, max_size=3)), min_size=1, max_size=3))
+@given(BLOCKS)
 def test_honest_declarations_are_all_on_leans_list(blocks):
     """Declarations written every way the text reading knows (private, protected, `_root_`,
     namespaces, sections, inductives, `mutual`) are all on Lean's own list, so the cross-check
     of the two never rejects honest code."""
-    code, k = "", 0
-    for (opening, closing), decls in blocks:
-        code += opening
-        for d in decls:
-            code += d.replace("{k}", str(k))
-            k += 1
-        code += closing
+    code = scoped_code(blocks)
     checker = lean_lists_axioms()
     v = verify(code, checker, header=MINI_PRELUDE)
     assert v.verified and checker.runs == 1, (code, v.reasons)

@@ -274,15 +274,11 @@ DECL = st.one_of(
 SCOPE = st.sampled_from([("", ""), ("namespace A\n", "end A\n"), ("namespace «B c».D\n", "end «B c».D\n"),
                          ("section\n", "end\n"), ("section S\n", "end S\n"),
                          ("noncomputable section\n", "end\n"), ("namespace A\nnamespace E\n", "end E\nend A\n")])
+BLOCKS = st.lists(st.tuples(SCOPE, st.lists(DECL, min_size=1, max_size=3)), min_size=1, max_size=3)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(SCOPE, st.lists(DECL, min_size=1, max_size=3)), min_size=1, max_size=3))
-def test_text_reading_finds_what_lean_declares(kernel, blocks):
-    """Lean's own list (`lean -i`) of what a file declares is contained in what the lexer-based
-    reading found, for declarations written every way above: no second run, nothing unaudited."""
-    from solve_in_lean.verify import _unaudited, build_audit
-
+def scoped_code(blocks: list[tuple[tuple[str, str], list[str]]]) -> str:
+    """A file of the drawn declarations in their scopes, each `{k}` numbered apart."""
     code, k = "", 0
     for (opening, closing), decls in blocks:
         code += opening
@@ -290,6 +286,17 @@ def test_text_reading_finds_what_lean_declares(kernel, blocks):
             code += d.replace("{k}", str(k))
             k += 1
         code += closing
+    return code
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BLOCKS)
+def test_text_reading_finds_what_lean_declares(kernel, blocks):
+    """Lean's own list (`lean -i`) of what a file declares is contained in what the lexer-based
+    reading found, for declarations written every way above: no second run, nothing unaudited."""
+    from solve_in_lean.verify import _unaudited, build_audit
+
+    code = scoped_code(blocks)
     audit = build_audit(code, target=None, answer_name=None, evaluates=False)
     raw = kernel.check(audit.text, header=MINI_PRELUDE)
     assert raw.ok, (code, raw.messages)
