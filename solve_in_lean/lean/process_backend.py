@@ -123,12 +123,11 @@ class ProcessChecker(LeanChecker):
             self._in_flight += 1
             threads = self._threads()
         try:
-            scratch = tempfile.mkdtemp(prefix="lean-solve-")
+            plan = self._plan(threads)
             try:
-                cmd = [*self.command(threads), "-i", os.path.join(scratch, "check.ilean")]
-                proc = spawn(cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+                proc = spawn(plan.cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
             except BaseException:
-                shutil.rmtree(scratch, ignore_errors=True)
+                shutil.rmtree(plan.scratch, ignore_errors=True)
                 raise
         except BaseException as e:
             self._landed()
@@ -136,7 +135,7 @@ class ProcessChecker(LeanChecker):
                 return
             raise
         with self._flight_lock:
-            self._ready[_here()] = _Ready(threads, cmd, proc, scratch)
+            self._ready[_here()] = plan._replace(proc=proc)
 
     def cancel_prestart(self) -> None:
         with self._flight_lock:
@@ -158,38 +157,42 @@ class ProcessChecker(LeanChecker):
         with self._flight_lock:
             self._in_flight -= 1
 
+    def _plan(self, threads: int) -> _Ready:
+        """A Lean run not started yet, in a scratch directory of its own. `-i`: Lean writes its own
+        list of the declarations it added (an .ilean), which the verifier audits beside the ones it
+        read in the text."""
+        scratch = tempfile.mkdtemp(prefix="lean-solve-")
+        return _Ready(threads, [*self.command(threads), "-i", _ilean(scratch)], None, scratch)
+
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
         with self._flight_lock:
             ready = self._ready.pop(_here(), None)  # already counted in flight
             if ready is None:
                 self._in_flight += 1
-            threads = ready.threads if ready is not None else self._threads()
-        try:
-            # `-i`: Lean writes its own list of the declarations it added (an .ilean), which the
-            # verifier audits beside the ones it read in the text
-            scratch = ready.scratch if ready is not None else tempfile.mkdtemp(prefix="lean-solve-")
-        except BaseException:
-            self._landed()
-            raise
-        try:
-            cmd = ready.cmd if ready is not None else [*self.command(threads), "-i",
-                                                      os.path.join(scratch, "check.ilean")]
+                threads = self._threads()
+        if ready is None:
             try:
-                run = run_limited(cmd, stdin_text=text, timeout_s=timeout_s, memory_mb=self.memory_mb,
+                ready = self._plan(threads)
+            except BaseException:
+                self._landed()
+                raise
+        try:
+            try:
+                run = run_limited(ready.cmd, stdin_text=text, timeout_s=timeout_s, memory_mb=self.memory_mb,
                                   max_output_bytes=self.max_output_bytes, cwd=self.cwd(), env=self.env(),
-                                  proc=ready.proc if ready is not None else None)
+                                  proc=ready.proc)
             finally:
                 self._landed()
             result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
-            ilean = os.path.join(scratch, "check.ilean")
+            ilean = _ilean(ready.scratch)
             if result.completed and os.path.isfile(ilean):
                 from solve_in_lean.lean.messages import declarations_from_ilean
 
                 with open(ilean, encoding="utf-8") as f:
                     result.declarations = declarations_from_ilean(f.read(), header_lines)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(ready.scratch, ignore_errors=True)
         result.lean_version = self.lean_version
         return result
 
@@ -198,16 +201,21 @@ def _here() -> tuple[int, int]:
     return os.getpid(), threading.get_ident()
 
 
+def _ilean(scratch: str) -> str:
+    return os.path.join(scratch, "check.ilean")
+
+
 class _Ready(NamedTuple):
-    """A Lean started ahead of its check (`prestart`): its thread count, argv and process, and
-    the scratch directory its .ilean goes to."""
+    """A Lean run: its thread count, argv, process (None until started: `prestart` starts it
+    ahead of its check, else `run_limited` does) and the scratch directory its .ilean goes to."""
 
     threads: int
     cmd: list[str]
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None
     scratch: str
 
     def discard(self) -> None:
-        """Kill it unfed and remove its directory."""
-        discard(self.proc)
+        """Kill it unfed and remove its directory (only started runs are kept aside)."""
+        if self.proc is not None:
+            discard(self.proc)
         shutil.rmtree(self.scratch, ignore_errors=True)
