@@ -178,6 +178,17 @@ def test_the_trained_model_verifies_held_out_problems(world_model, kernel, tmp_p
     assert verified and all(r["pipeline"]["lean_code"] and r["pipeline"]["verified"] for r in verified)
 
 
+def example_on(world_model, name: str, tmp_path: Path) -> Path:
+    """examples/NAME rewritten to read the built world model (where the example expects
+    `runs/small-world`), beside a copy of the prelude it names."""
+    text = (ROOT / "examples" / name).read_text(encoding="utf-8")
+    text = text.replace("../runs/small-world", str(world_model.root)).replace('"runs/small-world',
+                                                                             f'"{world_model.root}')
+    (tmp_path / "prelude.lean").write_text(PRELUDE, encoding="utf-8")
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path / name
+
+
 @pytest.mark.slow
 def test_transfer_shows_that_training_on_a_task_raises_it(world_model, tmp_path, torch_one_thread):
     """Positive control of the research harness, on examples/transfer_small_world.toml: its `informal`
@@ -189,12 +200,7 @@ def test_transfer_shows_that_training_on_a_task_raises_it(world_model, tmp_path,
 
     from solve_in_lean.eval.transfer import load_config, run_transfer
 
-    text = (ROOT / "examples" / "transfer_small_world.toml").read_text(encoding="utf-8")
-    text = text.replace("../runs/small-world", str(world_model.root)).replace('"runs/small-world',
-                                                                             f'"{world_model.root}')
-    (tmp_path / "prelude.lean").write_text(PRELUDE, encoding="utf-8")
-    (tmp_path / "transfer.toml").write_text(text, encoding="utf-8")
-    cfg = load_config(tmp_path / "transfer.toml", out=tmp_path / "out")
+    cfg = load_config(example_on(world_model, "transfer_small_world.toml", tmp_path), out=tmp_path / "out")
     cfg = dataclasses.replace(cfg, evals=[e for e in cfg.evals if e.task == "cot"],
                               mixtures=[m for m in cfg.mixtures if m.name == "informal"])
     result = run_transfer(cfg, progress=False)
@@ -214,12 +220,7 @@ def test_iteration_raises_the_verified_rate(world_model, tmp_path, torch_one_thr
 
     from solve_in_lean.eval.iterate import load_config, run_iteration
 
-    text = (ROOT / "examples" / "iterate_small_world.toml").read_text(encoding="utf-8")
-    text = text.replace("../runs/small-world", str(world_model.root)).replace('"runs/small-world',
-                                                                             f'"{world_model.root}')
-    (tmp_path / "prelude.lean").write_text(PRELUDE, encoding="utf-8")
-    (tmp_path / "iterate.toml").write_text(text, encoding="utf-8")
-    cfg = load_config(tmp_path / "iterate.toml", out=tmp_path / "out")
+    cfg = load_config(example_on(world_model, "iterate_small_world.toml", tmp_path), out=tmp_path / "out")
     cfg = dataclasses.replace(cfg, rounds=1, evals=[e for e in cfg.evals if e.task == "lean-solve"])
     result = run_iteration(cfg, progress=False)
     column = "lean-solve:verified_rate"
