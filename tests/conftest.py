@@ -62,3 +62,14 @@ def kernel():
     except LeanUnavailable as e:
         pytest.skip(f"kernel backend unavailable: {e}")
     return checker
+
+
+# ---------------------------------------------------------------------------------------------
+# The small world: the CPU-trained model (tests/test_world.py and the demos that run on it).
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def world_model():
+    """The small-world model, from the user cache or trained now (two threads, as its recipe says)."""
+    from solve_in_lean.world.model import build
+
+    return build()

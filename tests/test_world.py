@@ -148,14 +148,6 @@ VERIFIED_FLOOR = 0.15
 statement from the story instead of copying it); one round of self-iteration does (below)."""
 
 
-@pytest.fixture(scope="session")
-def world_model():
-    """The small-world model, from the user cache or trained now (two threads, as its recipe says)."""
-    from solve_in_lean.world.model import build
-
-    return build()
-
-
 @pytest.mark.slow
 def test_the_trained_model_verifies_held_out_problems(world_model, kernel, tmp_path, torch_one_thread):
     """Positive control on the verified path: the world model (trained on every task) against the
