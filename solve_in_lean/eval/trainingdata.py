@@ -37,7 +37,8 @@ from typing import Any, Iterable, Iterator
 
 from autoformalize.problem import FormalProblem
 from solve_in_lean.answers import equivalent
-from solve_in_lean.code.sandbox import SandboxLimits, run_python
+from solve_in_lean.code.runcache import cached_run
+from solve_in_lean.code.sandbox import SandboxLimits
 from solve_in_lean.code.solver import COMPUTED_BY_PYTHON, interpreter_turn, printed_answer
 from solve_in_lean.errors import UnavailableError
 from solve_in_lean.eval.datasets import gsm8k_cot_text
@@ -214,9 +215,11 @@ def code_examples(candidates: Iterable[CodeCandidate], *, limits: SandboxLimits 
                   workers: int | None = None) -> list[dict[str, Any]]:
     """Two examples per program that the sandbox runs and whose printed answer equals the
     reference: writing the program, and answering from its output (the solver's second turn).
-    A program that fails or prints something else is dropped: no unverified target is learned."""
+    A program that fails or prints something else is dropped: no unverified target is learned.
+    Runs come from the user cache when this exact program ran under these limits before
+    (code/runcache.py)."""
     todo, limits = list(candidates), limits or SandboxLimits()
-    runs = ordered_map(lambda c: run_python([c[3]], limits), todo, workers or default_workers())
+    runs = ordered_map(lambda c: cached_run(c[3], limits), todo, workers or default_workers())
     out = []
     for (src, question, reference, program), result in zip(todo, runs):
         if result.status == "sandbox_error":
