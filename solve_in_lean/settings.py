@@ -393,8 +393,9 @@ def make_checker(settings: Settings) -> Any:
                        actors=ray.actors, actor_memory_mb=ray.actor_memory_mb)
     if name != "kernel":  # the kernel dialect has no Mathlib (an actor's kernel checker drops it too)
         options["mathlib"] = lean.mathlib
-    if name == "repl" and settings.solve.rounds > 0:  # repair prompts show the goal at each error
-        options["goals"] = True
+    if settings.solve.rounds > 0 and (name == "repl" or options.get("inner") in ("repl", "auto")):
+        options["goals"] = True  # repair prompts show the goal at each error (a REPL's info tree;
+        #                          a Ray actor whose inner backend resolves to another drops it)
     try:
         return get_checker(name, **options)
     except UnavailableError as e:

@@ -562,3 +562,24 @@ def test_runs_with_repair_rounds_turn_goals_on(launchers, tmp_path):
                                         path=None, root=tmp_path)
         with make_checker(settings) as checker:
             assert checker.goals is wanted
+
+
+def test_on_ray_goals_reach_a_repl_actor_and_other_actors_drop_them(launchers, tmp_path, monkeypatch):
+    """Repair rounds on Ray: the driver asks for goals when its actors may run a REPL (inner repl or
+    auto); an actor whose inner backend is a REPL turns them on, any other ignores them."""
+    from solve_in_lean.lean import ray_backend
+    from solve_in_lean.settings import make_checker, settings_from_tables
+
+    asked = []
+    monkeypatch.setattr(ray_backend, "RayChecker", lambda **options: asked.append(options))
+    for inner in ("repl", "auto", "kernel"):
+        settings = settings_from_tables({"lean": {"backend": inner}, "ray": {"address": "local"},
+                                         "solve": {"rounds": 2}}, path=None, root=tmp_path)
+        make_checker(settings)
+    assert [o.get("goals") for o in asked] == [True, True, None]
+    for inner, wanted in (("repl", True), ("kernel", None)):  # the actor class, run in this process
+        actor = ray_backend.LeanActor(inner, {"goals": True, "timeout_s": 60, "workers": 1})
+        try:
+            assert actor.unavailable == "" and getattr(actor.checker, "goals", None) is wanted
+        finally:
+            actor.checker.close()

@@ -57,6 +57,8 @@ class LeanActor:
         self.inner = auto_backend() if inner == "auto" else inner
         if lean_threads and self.inner != "repl":  # a REPL server sizes its own thread pool
             options = {**options, "lean_threads": lean_threads}
+        if self.inner != "repl":  # goal states come from a REPL's info tree; other backends have none
+            options = {k: v for k, v in options.items() if k != "goals"}
         try:
             self.checker = get_checker(self.inner, **options)
         except LeanUnavailable as e:  # told to the driver by ready(): its sentence, not a traceback
