@@ -341,19 +341,21 @@ def _candidates(explicit: str | Path | None) -> list[Path]:
     return paths + [Path("lean-solve.toml"), Path("~/.config/lean-solve/config.toml").expanduser()]
 
 
-def find_config(path: str | Path | None = None) -> Path | None:
+def find_config(path: str | Path | None = None, *, cwd: str | None = None) -> Path | None:
     """The config file `load_settings(path)` reads, None when there is none (the defaults). A
-    file named explicitly (flag or $LEAN_SOLVE_CONFIG) must exist."""
+    file named explicitly (flag or $LEAN_SOLVE_CONFIG) must exist. Relative names are looked up
+    from `cwd` (the check server's client's directory), by default this process's."""
+    base = Path(cwd) if cwd is not None else Path()
     candidates = _candidates(path)
-    found = next((c for c in candidates if c.is_file()), None)
+    found = next((base / c for c in candidates if (base / c).is_file()), None)
     if found is None and (path or os.environ.get("LEAN_SOLVE_CONFIG")):
         raise ConfigError(f"config file {candidates[0]} does not exist")
     return found
 
 
-def load_settings(path: str | Path | None = None) -> Settings:
+def load_settings(path: str | Path | None = None, *, cwd: str | None = None) -> Settings:
     """The first config file found (`find_config`), validated; defaults when there is none."""
-    found = find_config(path)
+    found = find_config(path, cwd=cwd)
     if found is None:
         return Settings()
     found = found.resolve()  # relative file names in it stay right whatever the working directory

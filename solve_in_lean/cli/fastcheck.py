@@ -8,6 +8,11 @@ with argparse and imports the verifier only once the arguments are known to be g
 What a user sees is hostile text (a file can make Lean print anything), so every line that
 is not a verdict is indented, control characters are escaped, and each file's verdict line
 comes last in its block, unindented.
+
+Everything a check reads from or writes to its surroundings goes through a `CheckIO`: this
+process's own streams, or, in the check server (solve_in_lean/check_server), a client's working
+directory, standard input and terminal, with the output sent back to be written verbatim. One
+code path gives both the same output, byte for byte.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NamedTuple, NoReturn, Sequence, TextIO
 
 from solve_in_lean.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, InputError, LeanSolveError
 
@@ -33,15 +38,82 @@ STDIN = "-"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+class CheckIO(NamedTuple):
+    """Where one check reads and writes: `out`/`err` text streams, `cwd` that relative paths are
+    read from (None: this process's own), `read_stdin(n)` giving at most n bytes of standard
+    input, and what the terminal wants (`color`, a `progress` bar, `columns` for --help)."""
+
+    out: TextIO
+    err: TextIO
+    cwd: str | None
+    read_stdin: Callable[[int], bytes]
+    color: bool
+    progress: bool
+    columns: int
+
+
+def local_io() -> CheckIO:
+    """This process's own streams and terminal. Lean's text may not fit a non-UTF-8 terminal:
+    the streams escape what they cannot encode rather than crash."""
+    from solve_in_lean.progress import progress_enabled
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    return CheckIO(sys.stdout, sys.stderr, None, lambda n: sys.stdin.buffer.read(n),
+                   color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
+                   progress=progress_enabled(), columns=terminal_columns())
+
+
+def terminal_columns() -> int:
+    """The width argparse would wrap --help to here (shutil.get_terminal_size's rule, without
+    importing shutil: the check server's client computes it too)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class ParserExit(Exception):
+    """The parser finished the call (--help, or bad arguments already explained on `err`)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class _Parser(argparse.ArgumentParser):
+    """argparse writing to a CheckIO's streams and raising ParserExit instead of exiting."""
+
+    def __init__(self, io: CheckIO, **kw: Any) -> None:
+        width = max(io.columns - 2, 1)
+        super().__init__(**kw, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=width))
+        self.io = io
+
     def error(self, message: str) -> NoReturn:
         """One sentence and exit 2, like every other bad input (argparse prints usage too)."""
         self.exit(EXIT_UNAVAILABLE, f"lean-solve check: {message} (see `lean-solve check --help`)\n")
 
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self.io.err.write(message)
+        raise ParserExit(status)
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="lean-solve check", description=DESCRIPTION,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    def print_help(self, file: TextIO | None = None) -> None:
+        (file or self.io.out).write(self.format_help())
+
+    def print_usage(self, file: TextIO | None = None) -> None:
+        (file or self.io.out).write(self.format_usage())
+
+
+def build_parser(io: CheckIO | None = None) -> argparse.ArgumentParser:
+    p = _Parser(io or local_io(), prog="lean-solve check", description=DESCRIPTION)
     p.add_argument("files", nargs="+", metavar="FILE", help="Lean file to check, or - for standard input.")
     p.add_argument("-b", "--backend", help="Lean backend: repl | lake | kernel | ray | auto")
     p.add_argument("--json", dest="json_out", action="store_true", help="Print one JSON object per file, one per line.")
@@ -56,22 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mathlib", action=argparse.BooleanOptionalAction, default=None,
                    help="Use the Mathlib workspace (default: when it is installed).")
     p.add_argument("--config", metavar="FILE", help="Config file (TOML).")
+    p.add_argument("--no-server", action="store_true",
+                   help="Check in this process even when a check server runs (`lean-solve server start`).")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run `lean-solve check` with `argv` (the words after `check`); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    for stream in (sys.stdout, sys.stderr):  # Lean's text may not fit a non-UTF-8 terminal: escape, never crash
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+Checkers = Callable[[str, dict], Any]
+"""(backend, options) -> a context manager giving the checker: `get_checker` and close it after
+(`_fresh_checker`), or, in the check server, one it keeps warm across calls."""
+
+
+def main(argv: Sequence[str] | None = None, io: CheckIO | None = None, checkers: Checkers | None = None) -> int:
+    """Run `lean-solve check` with `argv` (the words after `check`) on `io` (this process's
+    streams by default); returns the exit code."""
+    io = io or local_io()
     try:
-        return _run(args)
+        args = build_parser(io).parse_args(argv)
+    except ParserExit as e:
+        return e.code
+    try:
+        return _run(args, io, checkers or _fresh_checker)
     except LeanSolveError as e:
-        sys.stderr.write(f"lean-solve: {e}\n")
+        io.err.write(f"lean-solve: {e}\n")
         return e.exit_code
     except KeyboardInterrupt:  # Ctrl-C: lifecycle has killed every Lean we started
-        sys.stderr.write("lean-solve: interrupted\n")
+        io.err.write("lean-solve: interrupted\n")
         return 130
 
 
@@ -87,9 +168,41 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from solve_in_lean.lean import BACKENDS, get_checker
-    from solve_in_lean.lean.base import MAX_INPUT_BYTES, validate_timeout
+def _fresh_checker(backend: str, options: dict) -> Any:
+    from solve_in_lean.lean import get_checker
+
+    return get_checker(backend, **options)  # a LeanChecker is its own context manager: closed after
+
+
+def _run(args: argparse.Namespace, io: CheckIO, checkers: Checkers) -> int:
+    from solve_in_lean.lean.base import MAX_INPUT_BYTES
+
+    backend, options, lean = checker_spec(args, io.cwd)
+    header = None if args.header is None else _read_header(args.header, MAX_INPUT_BYTES, io)
+    with checkers(backend, options) as checker:
+        if len(args.files) == 1:  # its Lean starts up while the verifier is imported and the file read
+            checker.prestart()
+        policy = lean.policy(tuple(args.allow_axiom), args.allow_native)
+        verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy, io)
+    codes = [exit_code(v) for v in verdicts]
+    try:
+        for path, verdict, code in zip(args.files, verdicts, codes):
+            name = display_name(path)
+            if args.json_out:
+                _write_json({"file": name, "outcome": OUTCOMES[code], **verdict.to_dict()}, io.out)
+            else:
+                io.out.write(report(name, verdict, header_name=args.header, color=io.color))
+        io.out.flush()
+    except BrokenPipeError:  # `lean-solve check ... | head`: the reader left; the exit code still tells
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return max(codes, default=EXIT_OK)
+
+
+def checker_spec(args: argparse.Namespace, cwd: str | None) -> tuple[str, dict, Any]:
+    """What the checker for `args` is built from, (backend, get_checker options), and the [lean]
+    settings that also give the policy; InputError for arguments that cannot work together."""
+    from solve_in_lean.lean import BACKENDS
+    from solve_in_lean.lean.base import validate_timeout
     from solve_in_lean.settings import LeanSettings, find_config, load_settings, resolve_backend
 
     if (args.theorem is None) != (args.statement is None):
@@ -99,10 +212,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}")
     timeout = None if args.timeout is None else validate_timeout(args.timeout, "--timeout")
-    header = None if args.header is None else _read_header(args.header, MAX_INPUT_BYTES)
     # Without a config file only [lean]'s defaults matter: the full settings (model, solve) are
     # not built, and the checker's own default timeout is the settings' one (DEFAULT_TIMEOUT_S).
-    settings = load_settings(args.config) if find_config(args.config) is not None else None
+    settings = load_settings(args.config, cwd=cwd) if find_config(args.config, cwd=cwd) is not None else None
     lean = settings.lean if settings is not None else LeanSettings()
     if timeout is None and settings is not None:
         timeout = settings.solve.timeout_s
@@ -115,41 +227,23 @@ def _run(args: argparse.Namespace) -> int:
         options["timeout_s"] = timeout
     if lean.memory_mb is not None:  # else the backend's own cap
         options["memory_mb"] = lean.memory_mb
-    checker = get_checker(backend, **options)
-    with checker:
-        if len(args.files) == 1:  # its Lean starts up while the verifier is imported and the file read
-            checker.prestart()
-        policy = lean.policy(tuple(args.allow_axiom), args.allow_native)
-        verdicts = _verify_files(args.files, checker, header, args.theorem, args.statement, policy)
-    codes = [exit_code(v) for v in verdicts]
-    try:
-        for path, verdict, code in zip(args.files, verdicts, codes):
-            name = display_name(path)
-            if args.json_out:
-                _write_json({"file": name, "outcome": OUTCOMES[code], **verdict.to_dict()})
-            else:
-                sys.stdout.write(report(name, verdict, header_name=args.header))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `lean-solve check ... | head`: the reader left; the exit code still tells
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return max(codes, default=EXIT_OK)
+    return backend, options, lean
 
 
 def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: str | None,
-                  statement: str | None, policy: Any) -> list[Any]:
+                  statement: str | None, policy: Any, io: CheckIO) -> list[Any]:
     """One verdict per path, in order, checked on the checker's workers (verify_many's map). Each
     file is read in its own worker, so only files in flight are in memory however many are named;
     a file that cannot be read gets an invalid-input verdict saying why."""
     from solve_in_lean.lean.base import CheckResult
     from solve_in_lean.parallel import default_workers, ordered_map
-    from solve_in_lean.progress import progress_enabled
     from solve_in_lean.verify import Target, Verdict, verify
 
     target = Target(theorem, statement) if theorem is not None and statement is not None else None
 
     def one(path: str) -> Any:
         try:
-            code = read_input(path, checker.max_input_bytes)
+            code = read_input(path, checker.max_input_bytes, io)
         except _InputProblem as e:
             return Verdict(False, [str(e)], CheckResult(status="invalid_input", detail=str(e), backend=checker.name))
         try:
@@ -159,21 +253,23 @@ def _verify_files(paths: list[str], checker: Any, header: str | None, theorem: s
             return Verdict(False, [why], CheckResult(status="crashed", detail=why, backend=checker.name))
 
     return ordered_map(one, paths, checker.workers or default_workers(), description="checking",
-                       progress=len(paths) > 1 and progress_enabled())  # a bar on a terminal's stderr only
+                       progress=len(paths) > 1 and io.progress)  # a bar on a terminal's stderr only
 
 
 class _InputProblem(Exception):
     """Why a named input cannot be read, in one sentence that follows its name."""
 
 
-def read_input(path: str, limit: int) -> bytes:
+def read_input(path: str, limit: int, io: CheckIO) -> bytes:
     """The bytes of `path` (or standard input for -), reading at most `limit` + 1 bytes so a huge
     file or a device never fills memory; _InputProblem says, in one sentence, why not."""
     if path == STDIN:
-        data = sys.stdin.buffer.read(limit + 1)
+        data = io.read_stdin(limit + 1)
         if len(data) > limit:
             raise _InputProblem(f"standard input is more than {limit:,} bytes, over the limit")
         return data
+    if io.cwd is not None:
+        path = os.path.join(io.cwd, path)
     try:
         if os.path.isdir(path):
             raise _InputProblem("is a directory, not a Lean file")
@@ -191,12 +287,12 @@ def read_input(path: str, limit: int) -> bytes:
     return data
 
 
-def _read_header(path: str, limit: int) -> str:
+def _read_header(path: str, limit: int, io: CheckIO) -> str:
     """The --header file as text, or InputError blaming the header (never the checked file)."""
     from solve_in_lean.lean.source import validate_input
 
     try:
-        data = read_input(path, limit)
+        data = read_input(path, limit, io)
     except _InputProblem as e:
         raise InputError(f"--header {display_name(path)}: {e}") from None
     text, problem = validate_input(data, limit)
@@ -235,7 +331,7 @@ def _indented(prefix: str, text: str) -> list[str]:
     return [prefix + printable(line) for line in text.split("\n")]
 
 
-def report(name: str, verdict: Any, *, header_name: str | None = None, color: bool | None = None) -> str:
+def report(name: str, verdict: Any, *, header_name: str | None = None, color: bool = False) -> str:
     """The text block for one file: Lean's messages under `lean|`, the reasons and axioms
     indented, and the verdict line last."""
     res = verdict.check
@@ -257,14 +353,12 @@ def report(name: str, verdict: Any, *, header_name: str | None = None, color: bo
             lines += _indented("  ", f"axioms of {decl}: {', '.join(axioms)}")
     if clean := [decl for decl, axioms in res.axioms.items() if not axioms]:
         lines += _indented("  ", f"no axioms: {', '.join(clean)}")
-    if color is None:
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     if color:
         verdict_line = f"{_COLORS[code]}{verdict_line}\x1b[0m"
     return "\n".join([*lines, verdict_line]) + "\n"
 
 
-def _write_json(obj: dict) -> None:
+def _write_json(obj: dict, out: TextIO) -> None:
     import json
 
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")  # main() made stdout escape, not fail
+    out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")  # local_io() made stdout escape, not fail
