@@ -4,7 +4,7 @@ libraries (torch, lean-interact) only when it runs, so `lean-solve check` starts
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 
 def __getattr__(name: str) -> Any:
@@ -22,16 +22,35 @@ def _register() -> None:
     from solve_in_lean.cli import verify_answer  # noqa: F401  (register)
     from solve_in_lean.cli import iterate  # noqa: F401  (register)
     from solve_in_lean.cli import augment  # noqa: F401  (register)
+    from solve_in_lean.cli import server  # noqa: F401  (register)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:  # before typer is imported: a check starts about as fast as Lean
+        _check(sys.argv[2:])
     from solve_in_lean.lean.lifecycle import install_signal_handlers
     install_signal_handlers()  # SIGTERM/SIGHUP/SIGINT kill every Lean we started (lean/lifecycle.py)
-    if sys.argv[1:2] == ["check"]:  # before typer is imported: a check starts about as fast as Lean
-        from solve_in_lean.cli.fastcheck import exit_now, main as check
-
-        exit_now(check(sys.argv[2:]))
     _register()
     from solve_in_lean.cli.typer_app import app
 
     app()
+
+
+def _check(argv: list[str]) -> NoReturn:
+    """`lean-solve check`: by the check server when one runs for this installation (its client
+    imports only the standard library), else here, with the standard input it already read."""
+    from solve_in_lean.check_server.client import check_via_server, exit_now
+
+    try:
+        outcome = check_via_server(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the server checks: as in process, one line and 130
+        sys.stderr.write("lean-solve: interrupted\n")
+        exit_now(130)
+    if isinstance(outcome, int):
+        exit_now(outcome)
+    from solve_in_lean.lean.lifecycle import install_signal_handlers
+    install_signal_handlers()  # SIGTERM/SIGHUP/SIGINT kill every Lean we started (lean/lifecycle.py)
+    from solve_in_lean.cli.fastcheck import local_io, main as check
+
+    io = local_io()
+    exit_now(check(argv, io._replace(read_stdin=outcome.reader(io.read_stdin))))

@@ -55,6 +55,7 @@ class CheckIO(NamedTuple):
 def local_io() -> CheckIO:
     """This process's own streams and terminal. Lean's text may not fit a non-UTF-8 terminal:
     the streams escape what they cannot encode rather than crash."""
+    from solve_in_lean.check_server.client import terminal_columns  # `lean-solve check` imported it already
     from solve_in_lean.progress import progress_enabled
 
     for stream in (sys.stdout, sys.stderr):
@@ -63,21 +64,6 @@ def local_io() -> CheckIO:
     return CheckIO(sys.stdout, sys.stderr, None, lambda n: sys.stdin.buffer.read(n),
                    color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
                    progress=progress_enabled(), columns=terminal_columns())
-
-
-def terminal_columns() -> int:
-    """The width argparse would wrap --help to here (shutil.get_terminal_size's rule, without
-    importing shutil: the check server's client computes it too)."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
 
 
 class ParserExit(Exception):
@@ -154,18 +140,6 @@ def main(argv: Sequence[str] | None = None, io: CheckIO | None = None, checkers:
     except KeyboardInterrupt:  # Ctrl-C: lifecycle has killed every Lean we started
         io.err.write("lean-solve: interrupted\n")
         return 130
-
-
-def exit_now(code: int) -> NoReturn:
-    """End the `lean-solve check` process with `code` once its output is written, skipping the
-    interpreter's teardown of every imported module (measured: several ms, a tenth of a small
-    check). By then every Lean it started has been reaped and every scratch directory removed."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BrokenPipeError:  # the reader left (`| head`): what it did not read goes nowhere
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-    os._exit(code)
 
 
 def _fresh_checker(backend: str, options: dict) -> Any:

@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from abc import abstractmethod
 from typing import Any, NamedTuple
 
+from solve_in_lean.lean import lifecycle
 from solve_in_lean.lean.base import CheckResult, LeanChecker, Message, default_workers
 from solve_in_lean.lean.process import RunResult, discard, run_limited, spawn
 
@@ -89,6 +91,12 @@ class ProcessChecker(LeanChecker):
         self._ready: dict[tuple[int, int], _Ready] = {}
         """Lean processes started ahead (`prestart`), by (process, thread) that started each: a
         process forked from this one never feeds or kills one of them."""
+        self._pool: list[_Ready] = []
+        """Leans started ahead by the refill thread (`warm`), for any thread's next check."""
+        self._pool_size = 0
+        self._pool_wake = threading.Condition(self._flight_lock)
+        self._refiller: threading.Thread | None = None
+        self._closing = False
 
     @abstractmethod
     def command(self, threads: int) -> list[str]:
@@ -118,8 +126,13 @@ class ProcessChecker(LeanChecker):
         get. Where no process can start (no descriptors or processes left), none is: the check
         then meets the same failure and reports it as its result."""
         with self._flight_lock:
-            if _here() in self._ready:
+            if _here() in self._ready:  # only this thread adds its own entry
                 return
+        if (pooled := self._take_pooled()) is not None:  # warm: one started by the pool's thread
+            with self._flight_lock:
+                self._ready[_here()] = pooled
+            return
+        with self._flight_lock:
             self._in_flight += 1
             threads = self._threads()
         try:
@@ -144,13 +157,90 @@ class ProcessChecker(LeanChecker):
             ready.discard()
             self._landed()
 
-    def close(self) -> None:
+    def warm(self, size: int) -> None:
+        """Keep `size` Leans started ahead in a pool that any thread's check takes from (the
+        check server, solve_in_lean/check_server: its checks then skip Lean's start-up, most of a
+        small check). One long-lived thread starts them, and the next as soon as one is taken:
+        the launcher ties a Lean's life to the thread that started it (PR_SET_PDEATHSIG), so a
+        short-lived request thread must not, and a Lean taken from the pool outlives the thread
+        that fed it. Each gets the thread count `size` checks side by side would. `close` stops
+        the thread and kills the pool."""
         with self._flight_lock:
-            ready = [r for key, r in self._ready.items() if key[0] == os.getpid()]
-            self._ready = {}
+            if self._refiller is not None or self._closing:
+                return
+            self._pool_size = max(1, size)
+            self._refiller = threading.Thread(target=self._refill, name="lean-pool", daemon=True)
+        self._refiller.start()
+
+    def _refill(self) -> None:
+        threads = self.lean_threads or max(1, default_workers() // self._pool_size)
+        while True:
+            with self._pool_wake:
+                while not self._closing and len(self._pool) >= self._pool_size:
+                    self._pool_wake.wait()
+                if self._closing:
+                    return
+            try:
+                plan = self._plan(threads)
+            except OSError:  # no scratch directory now: checks start their own Lean meanwhile
+                time.sleep(1.0)
+                continue
+            try:
+                proc = spawn(plan.cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+            except lifecycle.Interrupted:  # shutting down: start nothing more
+                shutil.rmtree(plan.scratch, ignore_errors=True)
+                return
+            except OSError:  # no process could start now: checks start their own meanwhile
+                shutil.rmtree(plan.scratch, ignore_errors=True)
+                time.sleep(1.0)
+                continue
+            ready = plan._replace(proc=proc)
+            with self._pool_wake:
+                if not self._closing:
+                    self._pool.append(ready)
+                    continue
+            ready.discard()
+            return
+
+    def _take_pooled(self) -> _Ready | None:
+        """A live Lean from the pool, counted in flight from now, or None (no pool, or empty)."""
+        dead = []
+        taken = None
+        with self._pool_wake:
+            while self._pool and taken is None:
+                ready = self._pool.pop(0)
+                self._pool_wake.notify()
+                if ready.proc is not None and ready.proc.poll() is None:
+                    taken = ready
+                    self._in_flight += 1
+                else:
+                    dead.append(ready)
+        for ready in dead:
+            ready.discard()
+        return taken
+
+    @property
+    def pooled(self) -> int:
+        """Leans waiting in the pool now (the check server's status and bench wait on it)."""
+        with self._flight_lock:
+            return len(self._pool)
+
+    def close(self) -> None:
+        with self._pool_wake:
+            self._closing = True
+            self._pool_wake.notify_all()
+            refiller = self._refiller
+        if refiller is not None and refiller is not threading.current_thread():
+            refiller.join(timeout=30)
+        with self._flight_lock:
+            ready = [r for key, r in self._ready.items() if key[0] == os.getpid()]  # counted in flight
+            pool = self._pool
+            self._ready, self._pool = {}, []
         for r in ready:
             r.discard()
             self._landed()
+        for r in pool:
+            r.discard()
         super().close()
 
     def _landed(self) -> None:
@@ -168,10 +258,12 @@ class ProcessChecker(LeanChecker):
         text, header_lines = join_header(header, code)
         with self._flight_lock:
             ready = self._ready.pop(_here(), None)  # already counted in flight
-            if ready is None:
+        if ready is None:
+            ready = self._take_pooled()
+        if ready is None:
+            with self._flight_lock:
                 self._in_flight += 1
                 threads = self._threads()
-        if ready is None:
             try:
                 ready = self._plan(threads)
             except BaseException:
