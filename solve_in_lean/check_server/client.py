@@ -72,8 +72,10 @@ def package_dir() -> str:
 
 
 def installation_key() -> str:
-    """Names this installation (Python executable and package path): each gets its own server."""
-    text = f"{sys.executable}\0{package_dir()}".encode("utf-8", "surrogateescape")
+    """Names this installation: its environment (sys.prefix, the venv), the interpreter it runs
+    (resolved: `python` and `python3` in a venv are one) and the package's path. Each gets its
+    own server."""
+    text = f"{sys.prefix}\0{os.path.realpath(sys.executable)}\0{package_dir()}".encode("utf-8", "surrogateescape")
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
 
 

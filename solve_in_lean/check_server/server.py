@@ -242,7 +242,8 @@ class CheckServer:
     def status(self) -> dict:
         with self._lock:
             held = [{"backend": k[0], "options": dict(k[1]), "in_use": h.users,
-                     "leans_ready": getattr(h.checker, "pooled", 0)} for k, h in self._held.items()]
+                     "leans_ready": getattr(h.checker, "pooled", 0),
+                     "pool_size": getattr(h.checker, "pool_size", 0)} for k, h in self._held.items()]
         return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started, 3), "idle_timeout_s": self.idle_s,
                 "requests": self.requests, "checkers": held, "socket": self.socket_path, "log": self.log_path}
 

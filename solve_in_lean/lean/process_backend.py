@@ -225,6 +225,11 @@ class ProcessChecker(LeanChecker):
         with self._flight_lock:
             return len(self._pool)
 
+    @property
+    def pool_size(self) -> int:
+        """How many Leans `warm` keeps started ahead (0: not warm)."""
+        return self._pool_size
+
     def close(self) -> None:
         with self._pool_wake:
             self._closing = True
