@@ -319,6 +319,21 @@ def test_stop_leaves_no_lean_behind(site):
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def test_sigterm_kills_every_lean_and_removes_the_socket(site):
+    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
+    try:
+        env = environment(runtime, site)
+        info = start(env, "--idle", "120")
+        wait_until(lambda: status(env)["checkers"][0]["leans_ready"] == 2, what="a full pool")
+        started = children(info["pid"])
+        os.kill(info["pid"], signal.SIGTERM)
+        wait_until(lambda: not alive(info["pid"]), 20, "the server to exit")
+        wait_until(lambda: not any(alive(p) for p in started), 10, "the server's children to exit")
+        assert not os.path.exists(info["socket"])
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
 def test_idle_server_exits(site):
     runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
     try:
