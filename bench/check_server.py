@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_overhead import cli_command, cpu_seconds, import_times, make_file, timed  # noqa: E402
+from check_overhead import cli_command, import_times, make_file, timed  # noqa: E402
 
 from solve_in_lean.check_server.client import request  # noqa: E402
 from solve_in_lean.lean.kernel import driver_command, find_library  # noqa: E402

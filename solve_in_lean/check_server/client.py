@@ -1,5 +1,6 @@
 """The client side of the check server, run by `lean-solve check` before anything heavy is
-imported: standard library only (os, sys, socket, json, struct, zlib, binascii; and progress.py, which
+imported: standard library only (os, sys, zlib; socket, json, struct and binascii only once a
+socket file exists, so a check without a server pays almost nothing; and progress.py, which
 imports nothing more).
 
 `check_via_server(argv)` returns the exit code when the server answered, after writing its
@@ -17,16 +18,13 @@ Protocol: one JSON object per line each way. The client sends
 
 from __future__ import annotations
 
-import binascii
-import json
 import os
-import socket
-import struct
 import sys
 import zlib
-from typing import Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn
 
-from solve_in_lean.progress import progress_enabled
+if TYPE_CHECKING:
+    import socket
 
 PROTOCOL = 1
 SWITCH = "LEAN_SOLVE_CHECK_SERVER"
@@ -113,6 +111,9 @@ def dir_problem(path: str) -> str | None:
 def peer_problem(conn: socket.socket, uid: int | None = None) -> str | None:
     """Why the process at the other end of `conn` must not be talked to (SO_PEERCRED: another
     user than `uid`, by default ours), or None."""
+    import socket
+    import struct
+
     uid = os.getuid() if uid is None else uid
     try:
         pid, peer_uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
@@ -136,9 +137,13 @@ class Channel:
         self._buffer = b""
 
     def send(self, message: dict) -> None:
+        import json
+
         self.conn.sendall(json.dumps(message).encode("ascii") + b"\n")  # ascii: lone surrogates escaped
 
     def receive(self, limit: int) -> dict:
+        import json
+
         while b"\n" not in self._buffer:
             if len(self._buffer) > limit:
                 raise ProtocolError(f"a message of more than {limit:,} bytes")
@@ -162,11 +167,12 @@ def connect(path: str | None = None) -> socket.socket | str | None:
     """A connection to this installation's server; None when none listens; the reason, in one
     sentence, when its directory or process is not safe to talk to."""
     path = path or socket_path()
-    directory = os.path.dirname(path)
-    if not os.path.lexists(directory):
+    if not os.path.lexists(path):
         return None
-    if (problem := dir_problem(directory)) is not None:
+    if (problem := dir_problem(os.path.dirname(path))) is not None:
         return problem
+    import socket
+
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(CONNECT_TIMEOUT_S)
     try:
@@ -210,6 +216,10 @@ def check_via_server(argv: list[str]) -> int | Fallback:
     if isinstance(conn, str):
         sys.stderr.write(f"lean-solve: not using the check server: {conn}\n")
         return Fallback()
+    import binascii
+
+    from solve_in_lean.progress import progress_enabled
+
     kept = None
     try:
         conn.settimeout(None)  # a check takes as long as Lean does; a dead server closes the socket

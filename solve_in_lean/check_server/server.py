@@ -33,7 +33,6 @@ from solve_in_lean.check_server.client import (PROTOCOL, Channel, ProtocolError,
 from solve_in_lean.cli import fastcheck
 from solve_in_lean.errors import InputError, UnavailableError
 from solve_in_lean.lean import lifecycle
-from solve_in_lean.lean.base import MAX_INPUT_BYTES
 
 log = logging.getLogger("lean-solve.server")
 
