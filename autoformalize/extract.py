@@ -4,11 +4,14 @@ Models wrap Lean in ```lean / ```lean4 / ``` fences (or none), write several blo
 prose before and after, forget the `theorem` keyword, write `lemma` or `example`, and end
 with a proof, `:= by`, or nothing. Whatever they wrote, the result is one normal form:
 
-    abbrev NAME_answer : T := sorry          -- compute problems only
-    theorem NAME BINDERS :
-        CONCLUSION := by sorry
+    abbrev ANSWER : T := sorry               -- compute problems only
+    theorem NAME BINDERS : CONCLUSION := by sorry
 
-with NAME derived from the problem id. Only the answer hole and the theorem are kept:
+with the model's own names and its own layout from the binders to the conclusion (line breaks
+kept, comments dropped): the model then solves the statement it wrote, with the names it will
+copy into its solution. Names are changed only where keeping them is unsafe or impossible
+(`_names` says which, and why); a statement whose answer name cannot be made safe is refused.
+Only the answer hole and the theorem are kept:
 imports and opens come from the caller's header, other `def`s are dropped (the prompt asks
 for everything as hypotheses), so what Lean elaborates is exactly the statement.
 Whether the result means anything is for Lean to decide, not this module.
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoformalize.problem import FormalProblem, Kind
-from autoformalize.statement import StatementError, parse_theorem
+from autoformalize.lexer import lex_prefix, render_name, split_name
+from autoformalize.statement import StatementError, parse_theorem, without_comments
 
 MAX_COMPLETION_CHARS = 20_000
 """Longer completions are rejected unread: a statement is a few hundred characters."""
@@ -157,13 +161,13 @@ def _parses(text: str) -> bool:
 def _answer_hole(code: str, conclusion: str, binders: str) -> tuple[str, str, str] | None:
     """(name, type, value) of the answer hole: an `abbrev/def NAME : T := ...` the theorem uses,
     named `..answer` or with body `sorry` (other definitions are auxiliary, and dropped)."""
-    used = f"{binders} {conclusion}"
+    used = _idents(f"{binders} {conclusion}")
     found = []
     for m in _HOLE_DEF.finditer(code):
         name = m.group(1)
         value = code[m.end():].split("\n")[0].strip()
         if (name.endswith("answer") or _mentions_sorry(value)) and \
-                re.search(rf"(?<![\w.']){re.escape(name)}(?![\w'])", used):
+                any(_refers(t, _name_parts(name)) for t in used):
             found.append((name, m.group(2).strip(), value))
     found.sort(key=lambda h: not h[0].endswith("answer"))
     return found[0] if found else None
@@ -202,7 +206,6 @@ def extract(text: str, *, problem_id: str, source: str, kind: Kind | None = None
     if _mentions_sorry(parts.binders + " " + parts.conclusion):
         return Extraction(None, "the statement itself contains `sorry`/`admit`, so it says nothing",
                           tuple(notes))
-    name = lean_name(problem_id)
     hole = _answer_hole(code, parts.conclusion, parts.binders)
     if kind == "prove" and hole:
         return Extraction(None, f"a `prove` problem needs a plain theorem, but the statement uses an answer "
@@ -210,29 +213,185 @@ def extract(text: str, *, problem_id: str, source: str, kind: Kind | None = None
     if kind == "compute" and not hole:
         return Extraction(None, "a `compute` problem needs `abbrev NAME_answer : TYPE := sorry` used in the "
                                 "theorem; none found", tuple(notes))
-    binders, conclusion = parts.binders, parts.conclusion
+    if hole and _mentions_sorry(hole[1]):
+        return Extraction(None, "the answer type contains `sorry`", tuple(notes))
+    body = _own_layout(without_comments(segment)[parts.name_end:parts.end])
+    taken = header_names(header)
+    try:
+        name, answer_name, body = _names(parts.name, hole[0] if hole else None, body, problem_id, taken, notes)
+    except _Refused as e:
+        return Extraction(None, str(e), tuple(notes))
     lines = []
-    answer_name = answer_type = None
+    answer_type = None
     if hole:
-        old, answer_type, value = hole
-        if _mentions_sorry(answer_type):
-            return Extraction(None, "the answer type contains `sorry`", tuple(notes))
-        answer_name = f"{name}_answer"
-        rename = re.compile(rf"(?<![\w.']){re.escape(old)}(?![\w'])")
-        binders, conclusion = rename.sub(answer_name, binders), rename.sub(answer_name, conclusion)
-        if value not in ("sorry", "by sorry", ""):
+        answer_type = hole[1]
+        if hole[2] not in ("sorry", "by sorry", ""):
             notes.append("answer value replaced by `sorry`")
         lines.append(f"abbrev {answer_name} : {answer_type} := sorry")
-    lines.append(f"theorem {name}{' ' + binders if binders else ''} :\n    {conclusion} := by sorry")
+    lines.append(f"theorem {name} {body} := by sorry")
     statement = "\n".join(lines) + "\n"
     try:
         problem = FormalProblem(id=problem_id, source=source, kind="compute" if hole else "prove",
                                 statement=statement, header=header, theorem_name=name,
                                 answer_name=answer_name, answer_type=answer_type,
                                 provenance=dict(provenance or {}))
+        rebuilt = problem.theorem()
     except StatementError as e:
         return Extraction(None, f"could not read the rebuilt statement: {e}", tuple(notes))
+    expected = [_rename_text(t, hole[0], answer_name) if hole else t for t in (parts.binders, parts.conclusion)]
+    if [rebuilt.binders, rebuilt.conclusion] != expected:  # the rebuilt text must say what was read, or nothing
+        return Extraction(None, "the statement does not read back the same once rebuilt; refused", tuple(notes))
     return Extraction(problem, None, tuple(notes))
+
+
+class _Refused(ValueError):
+    """A statement whose names cannot be made safe by renaming (one sentence why)."""
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_']*")
+"""Names kept as the model wrote them: one ASCII component. Dotted names (namespaces, `_root_`), `«»`
+escapes, non-ASCII look-alikes and names starting with `_` (ours, Lean's internal ones) are not."""
+_RESERVED = _LEAN_KEYWORDS | {"sorry", "admit", "Type", "Prop", "Sort", "where", "instance", "axiom", "namespace",
+                              "section", "variable", "universe", "private", "protected", "noncomputable",
+                              "partial", "unsafe", "mutual", "local", "notation", "macro", "syntax", "calc",
+                              "suffices", "obtain", "forall", "exists", "this"}
+_HEADER_DECL = re.compile(r"(?m)^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:(?:private|protected|noncomputable|partial|unsafe)"
+                          r"[ \t]+)*(?:def|theorem|lemma|abbrev|inductive|structure|class|instance|axiom|opaque)"
+                          r"[ \t]+([^\s:({\[⦃]+)")
+_BINDER_HEADS = {"∀", "∃", "!", "λ", "Σ", "Π", "∑", "∏", "⋃", "⋂", "⨆", "⨅", "fun", "let", "have", "obtain",
+                 "forall", "exists"}
+_OPENERS = {"(", "{", "[", "⦃", "⟨"}
+
+
+def header_names(header: str) -> set[str]:
+    """The names the header declares, and the first component of each (`N.add` gives `N.add`
+    and `N`): a statement name equal to one is refused by Lean as written, or, for a theorem the
+    solution does not declare, would let the header's own theorem stand in for a proof."""
+    lexed, _ = lex_prefix(header)
+    names: set[str] = set()
+    for m in _HEADER_DECL.finditer(lexed.masked()):
+        parts = split_name(m.group(1))
+        if parts:
+            names |= {render_name(parts), render_name(parts[:1])}
+    return names
+
+
+def _idents(text: str) -> list[Any]:
+    lexed, _ = lex_prefix(text)
+    return [t for t in lexed.tokens if t.kind == "ident"]
+
+
+def _name_parts(name: str) -> tuple[str, ...]:
+    """A declared name as Lean reads it, `_root_.` dropped (it only says where the name lives)."""
+    parts = split_name(name) or (name,)
+    return parts[1:] if parts[:1] == ("_root_",) and len(parts) > 1 else parts
+
+
+def _refers(tok: Any, parts: tuple[str, ...]) -> bool:
+    """The identifier token names `parts` (in any spelling, `«»` or `_root_.`), perhaps with fields after it."""
+    own = tok.parts[1:] if tok.parts[:1] == ("_root_",) else tok.parts
+    return own[:len(parts)] == parts
+
+
+def _rename_text(text: str, old: str, new: str) -> str:
+    """`text` with every identifier that names `old` written `new` (fields after it kept); the
+    lexer decides what is an identifier, so comments, strings and longer names are left alone."""
+    parts = _name_parts(old)
+    if parts == (new,):
+        return text
+    out, last = [], 0
+    for tok in _idents(text):
+        if _refers(tok, parts):
+            own = tok.parts[1:] if tok.parts[:1] == ("_root_",) else tok.parts
+            out += [text[last:tok.start], render_name((new, *own[len(parts):]))]
+            last = tok.end
+    return "".join(out) + text[last:]
+
+
+def _bound(text: str, name: str) -> bool:
+    """`name` is (or may be) bound inside `text`: a binder group `(… name … :`, `{name |`, or right
+    after `∀ ∃ fun let …`. Read conservatively: such a statement is refused, never guessed at."""
+    lexed, _ = lex_prefix(text)
+    toks, parts = lexed.tokens, _name_parts(name)
+    for i, tok in enumerate(toks):
+        if tok.kind != "ident" or not _refers(tok, parts):
+            continue
+        a = i
+        while a > 0 and toks[a - 1].kind == "ident" and toks[a - 1].text not in _BINDER_HEADS:
+            a -= 1
+        b = i
+        while b + 1 < len(toks) and toks[b + 1].kind == "ident":
+            b += 1
+        before = toks[a - 1].text if a > 0 else ""
+        after = toks[b + 1].text if b + 1 < len(toks) else ""
+        if before in _BINDER_HEADS or (before in _OPENERS and after in (":", "|", "∈")):
+            return True
+    return False
+
+
+def _fresh(base: str, avoid: set[str]) -> str:
+    name, i = base, 1
+    while name in avoid or name in _RESERVED:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _keep_reason(name: str, taken: set[str]) -> str | None:
+    """Why a name the model gave cannot be kept as written, or None when it can."""
+    if not name:
+        return "it has none"
+    if not _PLAIN_NAME.fullmatch(name):
+        return "it is not one plain ASCII identifier"
+    if name in _RESERVED:
+        return "it is a reserved word"
+    if name in taken:
+        return "the header already declares it"
+    return None
+
+
+def _names(theorem: str, answer: str | None, body: str, problem_id: str, taken: set[str],
+           notes: list[str]) -> tuple[str, str | None, str]:
+    """(theorem name, answer name, binders-to-conclusion text) with the model's own names wherever
+    they are fresh, valid and distinct: a model copies the names it wrote into its solution, so
+    renaming them makes the solution miss the statement it is checked against.
+
+    Renamed, with a note: a theorem name that is missing (`example`), not one plain identifier, a
+    reserved word, declared by the header or equal to the answer's (nothing in the statement
+    refers to it, so the meaning is kept); an answer name that is not one plain identifier.
+    Refused: an answer the header already declares (Lean would read the header's constant, not
+    the hole) or one the statement binds itself (the theorem would not be about the answer)."""
+    mine = _name_parts(answer) if answer is not None else ()
+    used = {t.parts[0] for t in _idents(body) if t.parts and not (mine and _refers(t, mine))} | taken
+    new_answer = None
+    if answer is not None:
+        parts = _name_parts(answer)
+        if render_name(parts) in taken or render_name(parts[:1]) in taken:
+            raise _Refused(f"the answer `{answer}` is a name the header already declares, so the statement "
+                           "cannot be about its own answer; refused")
+        if _bound(body, answer):
+            raise _Refused(f"the statement binds the answer's name `{answer}` itself, so it would not be about "
+                           "the answer; refused")
+        why = _keep_reason(answer, taken)
+        new_answer = answer
+        if why is not None:
+            stem = theorem if _keep_reason(theorem, taken) is None and theorem != answer else lean_name(problem_id)
+            new_answer = _fresh(f"{stem}_answer", used)
+            notes.append(f"answer `{answer}` renamed `{new_answer}`: {why}")
+            body = _rename_text(body, answer, new_answer)
+    why = _keep_reason(theorem, taken) or ("it is the answer's name too" if theorem == new_answer else None)
+    name = theorem
+    if why is not None:
+        name = _fresh(lean_name(problem_id), used | {new_answer or ""})
+        if theorem:
+            notes.append(f"theorem `{theorem}` renamed `{name}`: {why}")
+    return name, new_answer, body
+
+
+def _own_layout(text: str) -> str:
+    """Binders to conclusion as the model laid them out: its line breaks and indentation, blank
+    lines and trailing spaces (where comments were) dropped."""
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    return "\n".join(ln for ln in lines if ln.strip()).strip()
 
 
 

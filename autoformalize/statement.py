@@ -31,6 +31,9 @@ class TheoremParts:
     conclusion: str  # "x + 1 = 3"
     start: int       # offset of the keyword in the source text
     end: int         # offset just after the conclusion (where `:=` starts, or end of text)
+    name_end: int = -1
+    """Offset just after the name (after the keyword for `example`): where the binders begin, so a
+    reader can keep the statement's own layout from there to `end`."""
 
     def proposition(self) -> str:
         """The statement as one proposition: `∀ binders, conclusion`."""
@@ -65,7 +68,7 @@ def _code_view(text: str) -> str:
     return "".join(view)
 
 
-def _without_comments(text: str) -> str:
+def without_comments(text: str) -> str:
     """`text` with its comments blanked (strings kept), so a statement cut from it and joined
     onto one line cannot be cut short by a `--` comment."""
     lexed, _ = lex_prefix(text)
@@ -112,14 +115,14 @@ def parse_theorem(text: str, name: str | None = None) -> TheoremParts:
     colon, tok = _scan_top_level(view, after_name, (":=", ":"))
     if tok != ":":
         raise StatementError(f"theorem `{decl_name}` has no `:` before its statement")
-    plain = _without_comments(text)
+    plain = without_comments(text)
     binders = " ".join(plain[after_name:colon].split())
     end, _ = _scan_top_level(view, colon + 1, (":=", "\ntheorem", "\nlemma", "\nexample", "\ndef ",
                                                "\nabbrev ", "\n#"))
     conclusion = " ".join(plain[colon + 1:end].split())
     if not conclusion:
         raise StatementError(f"theorem `{decl_name}` has an empty statement")
-    return TheoremParts(m.group(1), decl_name, binders, conclusion, m.start(), end)
+    return TheoremParts(m.group(1), decl_name, binders, conclusion, m.start(), end, after_name)
 
 
 _ABBREV = re.compile(r"(?m)^[ \t]*(?:noncomputable[ \t]+)?(?:abbrev|def)[ \t]+([^\s:(]+)[ \t]*:[ \t]*(.+?)[ \t]*:=")

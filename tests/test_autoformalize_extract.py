@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +11,9 @@ from autoformalize.extract import MAX_COMPLETION_CHARS, extract, extract_lean, g
 from autoformalize.statement import parse_theorem
 
 KEYWORDS = {"fun", "by", "at", "in", "do", "if", "then", "else", "let", "have", "show", "from", "with",
-            "sorry", "admit", "match", "end", "open", "def", "theorem", "lemma", "example", "abbrev"}
+            "sorry", "admit", "match", "end", "open", "def", "theorem", "lemma", "example", "abbrev", "where",
+            "axiom", "local", "macro", "syntax", "calc", "this", "mutual", "import", "forall", "exists"}
+"""Words no generated name may be (the extractor renames reserved words, so a kept name is never one)."""
 idents = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
 types = st.sampled_from(["ℕ", "ℤ", "ℚ", "ℝ", "Finset ℕ", "ℕ → ℝ"])
 conclusions = st.sampled_from(["{a} = 1", "{a} + 2 ≤ (3 : ℝ)", "(f 2) = 3 ∧ True", "∀ y : ℕ, y + 0 = y",
@@ -45,7 +49,8 @@ def test_statement_survives_fences_prose_keywords_and_proofs(name, binders, conc
     got = extract(text, problem_id="gsm8k-train-5", source="English", kind="prove")
     assert got.ok, (got.error, text)
     parts = got.problem.theorem()
-    assert parts.keyword == "theorem" and parts.name == "gsm8k_train_5"
+    # the model's own name is kept; a missing one (example, no keyword) comes from the problem id
+    assert parts.keyword == "theorem" and parts.name == (name if keyword in ("theorem", "lemma") else "gsm8k_train_5")
     assert parts.binders == " ".join(bind.split())
     assert parts.conclusion == " ".join(concl.split())
     assert got.problem.statement.rstrip().endswith(":= by sorry")
@@ -57,7 +62,7 @@ def test_statement_survives_fences_prose_keywords_and_proofs(name, binders, conc
 @settings(max_examples=100, deadline=None)
 @given(idents, idents, st.sampled_from(["ℕ", "ℚ", "ℝ", "ℤ"]), st.sampled_from(["sorry", "72", "48 + 24"]),
        st.booleans(), fences)
-def test_answer_hole_found_in_same_or_other_block_and_renamed(answer, var, typ, value, split, fence):
+def test_answer_hole_found_in_same_or_other_block_and_its_name_kept(answer, var, typ, value, split, fence):
     answer = f"{answer}_answer"
     abbrev = f"abbrev {answer} : {typ} := {value}"
     thm = f"theorem t ({var} : {typ}) (h₀ : {var} = 48) : {var} + {var} / 2 = {answer} := by\n  norm_num"
@@ -68,11 +73,8 @@ def test_answer_hole_found_in_same_or_other_block_and_renamed(answer, var, typ, 
     got = extract(text, problem_id="clips", source="Natalia sold clips", kind="compute")
     assert got.ok, (got.error, text)
     p = got.problem
-    assert (p.kind, p.answer_name, p.answer_type) == ("compute", "clips_answer", typ)
-    assert p.statement.startswith(f"abbrev clips_answer : {typ} := sorry\n")
-    assert p.theorem().conclusion.endswith("= clips_answer")
-    if answer != "clips_answer":
-        assert not re.search(rf"(?<![\w.']){answer}(?![\w'])", p.statement)
+    assert (p.kind, p.answer_name, p.answer_type, p.theorem_name) == ("compute", answer, typ, "t")
+    assert p.statement == f"abbrev {answer} : {typ} := sorry\n{thm.split(' := ')[0]} := by sorry\n"
     assert ("answer value replaced by `sorry`" in got.notes) == (value != "sorry")
 
 
@@ -168,7 +170,123 @@ def test_auxiliary_definitions_are_not_answer_holes():
     text = ("def f : ℕ → ℕ := fun n => 2 * n\nabbrev result : ℕ := sorry\n"
             "theorem t (x : ℕ) (h : x = f 3) : x = result := by sorry")
     got = extract(text, problem_id="p", source="s")
-    assert (got.problem.kind, got.problem.answer_name) == ("compute", "p_answer")
+    assert (got.problem.kind, got.problem.answer_name) == ("compute", "result")
     assert "def f" not in got.problem.statement
     only_aux = extract("def f : ℕ := 3\ntheorem t : f = 3 := by sorry", problem_id="p", source="s")
     assert only_aux.problem.kind == "prove"
+
+
+# ---------------------------------------------------------------------------------------------
+# Names: the model's own are kept (it copies them into its solution); unsafe ones are renamed or
+# the statement refused, and a statement read this way never lets a wrong solution verify.
+# ---------------------------------------------------------------------------------------------
+WORLD = ("```lean\nabbrev cards_count_answer : N := sorry\ntheorem cards_count (cards : N) "
+         "(h₀ : Eq cards (N.add N.four N.two)) : Eq cards cards_count_answer := by sorry\n```")
+
+
+def test_the_models_names_and_one_line_layout_are_kept():
+    from lean_prelude import MINI_PRELUDE
+
+    got = extract(WORLD, problem_id="test-add-0", source="s", header=MINI_PRELUDE)
+    assert got.ok and not got.notes
+    assert got.problem.statement == WORLD.split("```lean\n")[1].split("```")[0]  # exactly as written
+    assert (got.problem.theorem_name, got.problem.answer_name) == ("cards_count", "cards_count_answer")
+    laid_out = ("theorem t (x : ℕ) -- the count\n    (h : x = 2) :\n    x + 1 = 3 := by\n  simp")
+    assert extract(laid_out, problem_id="p", source="s").problem.statement == (
+        "theorem t (x : ℕ)\n    (h : x = 2) :\n    x + 1 = 3 := by sorry\n")
+
+
+def hostile(statement: str) -> str:
+    from lean_prelude import MINI_PRELUDE
+
+    return extract(statement, problem_id="test-1", source="s", header=MINI_PRELUDE)
+
+
+@pytest.mark.parametrize("theorem, why", [
+    ("Eq.symm", "not one plain ASCII identifier"),       # the prelude's own theorem
+    ("N", "header already declares"),                     # a prelude type
+    ("_root_.cards", "not one plain ASCII identifier"),
+    ("«cards count»", "not one plain ASCII identifier"),
+    ("«Eq»", "not one plain ASCII identifier"),
+    ("cαrds", "not one plain ASCII identifier"),          # a Greek α (Lean reads it)
+    ("_missing", "not one plain ASCII identifier"),
+    ("cards_answer", "the answer's name too"),
+])
+def test_unsafe_theorem_names_are_renamed_with_a_note(theorem, why):
+    got = hostile(f"abbrev cards_answer : N := sorry\ntheorem {theorem} (cards : N) (h₀ : Eq cards N.two) : "
+                  "Eq cards cards_answer := by sorry")
+    assert got.ok, got.error
+    assert got.problem.theorem_name == "test_1" and got.problem.answer_name == "cards_answer"
+    assert any(n.startswith(f"theorem `{theorem}` renamed `test_1`") and why in n for n in got.notes), got.notes
+
+
+@pytest.mark.parametrize("declared, used", [("«cards_answer»", "cards_answer"), ("cards_answer", "«cards_answer»"),
+                                            ("_root_.cards_answer", "cards_answer"), ("Foo.cards_answer", "Foo.cards_answer"),
+                                            ("cαrds_answer", "cαrds_answer")])  # a Greek α
+def test_answer_names_that_are_not_plain_are_renamed_everywhere(declared, used):
+    got = hostile(f"abbrev {declared} : N := sorry\ntheorem cards (cards : N) (h₀ : Eq cards N.two) : "
+                  f"Eq cards {used} := by sorry")
+    assert got.ok, got.error
+    new = got.problem.answer_name
+    if declared == "cards_answer":  # a plain name, referred to in another spelling: kept, and the reference read
+        assert new == "cards_answer" and got.problem.theorem().conclusion == "Eq cards «cards_answer»"
+        return
+    assert new == "cards_answer" and any(n.startswith(f"answer `{declared}` renamed") for n in got.notes)
+    assert got.problem.theorem().conclusion == "Eq cards cards_answer"
+    assert declared not in got.problem.statement and used not in got.problem.statement.replace("cards_answer", "")
+
+
+@pytest.mark.parametrize("statement, why", [
+    ("abbrev N.two : N := sorry\ntheorem t (x : N) (h : Eq x N.four) : Eq x N.two := by sorry", "header already"),
+    ("abbrev Eq : N := sorry\ntheorem t (x : N) : Eq x Eq := by sorry", "header already"),
+    ("abbrev x_answer : N := sorry\ntheorem t (x_answer : N) : Eq x_answer x_answer := by sorry", "binds the answer"),
+    ("abbrev x_answer : N := sorry\ntheorem t (x : N) (h : ∀ x_answer : N, Eq x x_answer) : Eq x x_answer := by sorry",
+     "binds the answer"),
+    ("abbrev x_answer : N := sorry\ntheorem t : Eq (fun x_answer => x_answer) (fun y => x_answer) := by sorry",
+     "binds the answer"),
+])
+def test_answers_that_cannot_be_made_safe_are_refused(statement, why):
+    got = hostile(statement)
+    assert not got.ok and why in got.error
+
+
+def test_renaming_reads_lean_tokens_not_text():
+    got = hostile('abbrev «a b» : N := sorry\ntheorem t (x : N) (h : Eq x «a b».succ) : Eq x N.two := by sorry')
+    # `«a b»` with a space is not read as a hole at all (the statement has none): a plain theorem
+    assert got.ok and got.problem.kind == "prove"
+    got = hostile("abbrev «t_answer» : N := sorry\ntheorem t (x : N) (t_answer_2 : N) : Eq x t_answer.succ := by sorry")
+    assert got.problem.answer_name == "t_answer"  # the plain spelling of the same name
+    assert got.problem.theorem().binders == "(x : N) (t_answer_2 : N)"  # a longer name is another name
+    assert got.problem.theorem().conclusion == "Eq x t_answer.succ"
+
+
+def test_kept_names_never_let_a_wrong_solution_verify(kernel):
+    """End to end on the real kernel: the statement as extracted (names kept), then hostile solutions."""
+    from lean_prelude import MINI_PRELUDE
+    from solve_in_lean.solve import target_of
+    from solve_in_lean.verify import verify
+
+    problem = extract(WORLD, problem_id="p", source="s", header=MINI_PRELUDE).problem
+
+    def verdict(code):
+        return verify(code, kernel, header=MINI_PRELUDE, target=target_of(problem), answer_name=problem.answer_name)
+
+    right = ("noncomputable abbrev cards_count_answer : N := N.add N.four N.two\n"
+             "theorem cards_count (cards : N) (h₀ : Eq cards (N.add N.four N.two)) : Eq cards cards_count_answer := h₀\n")
+    assert verdict(right).verified
+    wrong_value = right.replace(":= N.add N.four N.two\n", ":= N.four\n")
+    other_theorem = right.replace("(h₀ : Eq cards (N.add N.four N.two))", "(h₀ : Eq cards N.four)").replace(
+        ":= N.add N.four N.two\n", ":= N.four\n")
+    elsewhere = ("namespace Foo\n" + right + "end Foo\n")  # the names, but in another namespace
+    for code in (wrong_value, other_theorem, elsewhere, "theorem unrelated : True := True.intro\n"):
+        v = verdict(code)
+        assert not v.verified, code
+    # why a theorem named after the header's is renamed: unrenamed, the header's own theorem would stand
+    # in for a proof the solution never gave
+    symm = hostile("theorem Eq.symm {α : Sort u} {a b : α} (h : Eq a b) : Eq b a := by sorry").problem
+    assert symm.theorem_name == "test_1"
+    from solve_in_lean.verify import Target
+    nothing = "theorem unrelated : True := True.intro\n"
+    unrenamed = Target("Eq.symm", symm.proposition())
+    assert verify(nothing, kernel, header=MINI_PRELUDE, target=unrenamed).verified
+    assert not verify(nothing, kernel, header=MINI_PRELUDE, target=target_of(symm)).verified

@@ -92,9 +92,8 @@ def test_elaboration_filter_keeps_what_lean_accepts(kernel):
     assert "N.tw" in typo.lean_errors[0]["text"]  # Lean's own message
     assert garbage.status == "unread" and "not text" in garbage.reason
     assert res.best is good and res.ranking[0] == 0
-    assert good.problem.statement == ("abbrev two_answer : N := sorry\n"
-                                      "theorem two (x : N) (h : Eq x (N.add N.two N.two)) :\n"
-                                      "    Eq x two_answer := by sorry\n")
+    assert good.problem.statement == ("abbrev a_answer : N := sorry\n"  # the model's names and layout
+                                      "theorem t (x : N) (h : Eq x (N.add N.two N.two)) : Eq x a_answer := by sorry\n")
     assert good.problem.provenance == {"model": "scripted", "task": "formalize", "prompt": "formalize",
                                        "prompt_sha": good.problem.provenance["prompt_sha"], "sample": 0,
                                        "round": 0, "parent": None}

@@ -40,9 +40,9 @@ def test_verified_end_to_end(kernel):
     }))
     rec = run_problem({"id": "a1", "question": QUESTION, "answer": "4"}, gen, kernel, params=PARAMS, cfg=cfg())
     assert rec["status"] == "verified" and rec["verified"] is True
-    assert rec["answer"] == "N.four" and "a1_answer : N := N.four" in rec["lean_code"]
+    assert rec["answer"] == "N.four" and "apples_answer : N := N.four" in rec["lean_code"]  # the model's names
     assert rec["informal"]["text"] == "The answer is N.four apples (verified in Lean)."
-    assert "The kernel accepted the theorem `a1`" in rec["informal"]["explanation"]
+    assert "The kernel accepted the theorem `apples`" in rec["informal"]["explanation"]
     assert rec["stages"]["formalize"]["best"] is not None
     assert rec["stages"]["solve"]["cot_answer"] == "4"
     t = rec["timings"]
