@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from autoformalize.lexer import LexError, Lexed, lex, render_name, split_name
+from autoformalize.lexer import LexError, Lexed, lex
 from solve_in_lean.lean.base import CheckResult, EvalOutput, LeanChecker, Message, default_workers, ordered_map
 from solve_in_lean.lean.messages import axioms_from_messages, fold_internal_exceptions
-from solve_in_lean.lean.source import THEOREM_KINDS, Declaration, declarations, split_header, validate_input
+from solve_in_lean.lean.source import (THEOREM_KINDS, Declaration, declarations, reads_alone, render_name,
+                                      split_header, split_name, validate_input)
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_AXIOMS = frozenset({"Lean.ofReduceBool", "Lean.trustCompiler"})
@@ -140,11 +141,17 @@ def refused_constructs(code: str) -> list[str]:
     interpolation, and after a parse error inside it reads the rest of it as code), comments
     and strings give no cover: the whole text is searched as well.
     """
+    return screen(code)[1]
+
+
+def screen(code: str) -> tuple[Lexed | None, list[str]]:
+    """The code's one lex (None where the lexer cannot read it) and `refused_constructs`' reasons:
+    callers that go on to audit the code reuse the lex instead of reading the text again."""
     try:
         lexed = lex(code)
     except LexError as e:
-        return [f"the scanner cannot read this the way Lean does: {e}; refused, as it could hide code"]
-    return _refused_in_tokens(lexed) + (_refused_in_raw_text(code) if lexed.braced_strings else [])
+        return None, [f"the scanner cannot read this the way Lean does: {e}; refused, as it could hide code"]
+    return lexed, _refused_in_tokens(lexed) + (_refused_in_raw_text(code) if lexed.braced_strings else [])
 
 
 class _Refusals:
@@ -256,12 +263,15 @@ def _root(parts: tuple[str, ...]) -> str:
 
 
 def build_audit(code: str, *, target: Target | None, answer_name: str | None, evaluates: bool,
-                nonce: str | None = None, extra: Iterable[tuple[str, ...]] = ()) -> _Audit:
+                nonce: str | None = None, extra: Iterable[tuple[str, ...]] = (),
+                lexed: Lexed | None = None) -> _Audit:
     """The text Lean checks: the code's own header, the target statement, the code, then one
     `#print axioms` per declaration (those the scanner found plus `extra`, e.g. the ones Lean
-    itself listed), the target check, the answer and a sentinel."""
+    itself listed), the target check, the answer and a sentinel. `lexed`: `lex(code)` where the
+    caller has it (`screen`), so the code is not read again."""
     nonce = nonce or os.urandom(4).hex()  # what secrets.token_hex does, without loading hashlib/hmac
-    head, body = split_header(code)
+    head, body = split_header(code, lexed)
+    cut = len(head)
     if head and not head.endswith("\n"):
         head += "\n"
     pre = ""
@@ -271,10 +281,13 @@ def build_audit(code: str, *, target: Target | None, answer_name: str | None, ev
         pre = f"def {expected}{params} : Prop :=\n  ({target.statement})\n"
     if body and not body.endswith("\n"):
         body += "\n"
-    try:
-        decls = declarations(lex(body))
-    except LexError:
-        decls = []  # refused before Lean runs (refused_constructs); kept total for direct callers
+    if lexed is not None and reads_alone(lexed, cut):
+        decls = declarations(lexed, cut)  # the body's declarations, from the one lex of the code
+    else:
+        try:
+            decls = declarations(lex(body))
+        except LexError:
+            decls = []  # refused before Lean runs (refused_constructs); kept total for direct callers
     footer_lines: list[tuple[_Line, str]] = [(_Line("note"), "-- lean-solve audit")]
     audited: set[tuple[str, ...]] = set()
     for d in decls:
@@ -360,35 +373,25 @@ def verify(code: str | bytes, checker: LeanChecker, *, header: str | None = None
 
 def _verify_text(text: str, checker: LeanChecker, header: str | None, target: Target | None,
                  answer_name: str | None, policy: Policy, timeout_s: float | None) -> Verdict:
-    if (problem := _nothing_to_check(text)) is not None:
+    lexed, refused = screen(text)  # the header is the caller's, trusted; the code is not
+    if lexed is not None and not lexed.tokens:
+        problem = ("the code is empty (nothing but whitespace and comments): there is nothing to verify"
+                   if text.strip() else "the code is empty: there is nothing to verify")
         return Verdict(False, [problem], CheckResult(status="invalid_input", detail=problem, backend=checker.name))
-    refused = refused_constructs(text)  # the header is the caller's, trusted; the code is not
     if refused:
         return Verdict(False, refused, CheckResult(status="refused", detail=refused[0], backend=checker.name))
     evaluates = getattr(checker, "evaluates", True)
-    audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates)
+    audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates, lexed=lexed)
     raw = checker.check(audit.text, header=header, timeout_s=timeout_s)
     missed = _unaudited(audit, raw)
     if missed and raw.completed:
         # Lean declared something the scanner did not see: audit it too, by Lean's own names
         audit = build_audit(text, target=target, answer_name=answer_name, evaluates=evaluates,
-                            nonce=audit.sentinel.rsplit(" ", 1)[-1], extra=missed)
+                            nonce=audit.sentinel.rsplit(" ", 1)[-1], extra=missed, lexed=lexed)
         first_s = raw.elapsed_s
         raw = checker.check(audit.text, header=header, timeout_s=timeout_s)
         raw.elapsed_s += first_s  # the time is the verdict's, both runs
     return _judge(text, audit, raw, target, policy)
-
-
-def _nothing_to_check(text: str) -> str | None:
-    """One sentence when the code holds no Lean at all (empty, or only comments)."""
-    try:
-        lexed = lex(text)
-    except LexError:
-        return None  # refused_constructs says why
-    if not lexed.tokens:
-        return ("the code is empty (nothing but whitespace and comments): there is nothing to verify"
-                if text.strip() else "the code is empty: there is nothing to verify")
-    return None
 
 
 def _unaudited(audit: _Audit, raw: CheckResult) -> list[tuple[str, ...]]:

@@ -212,3 +212,50 @@ def test_internal_exception_folded_into_the_real_error_or_explained():
     assert fold_internal_exceptions([real, bare]) == [real]
     alone = fold_internal_exceptions([Message("error", 7, 0, "internal exception #3", 7, 30)])
     assert len(alone) == 1 and "aborted this declaration" in alone[0].text
+
+
+# --- one lex per check: what verify reuses reads exactly what reading again would ------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from autoformalize import lexer  # noqa: E402
+from autoformalize.lexer import LexError, lex  # noqa: E402
+from solve_in_lean.lean.source import render_name, split_name  # noqa: E402
+
+HEADER_LINES = st.sampled_from(["prelude", "import A", "import s!", "import A /- open", "-- note", "", "/- a",
+                                "b -/", "prelude -- x", "import A\u2028", "import B\r", '"{', "/-- doc -/"])
+BODY_LINES = st.sampled_from(["theorem t : True := x", "def «a b» := 1", "namespace A", "end A",
+                              "inductive T | a | b", '"{x}" theorem u : P := p', "-/ theorem v : Q := q",
+                              "lemma w : R := r", "instance : C := c", "  | c : T", "", "-- theorem no : P := p",
+                              "/- theorem no : P := p -/", 's!"{ theorem y : P := p }"',
+                              '"\\{" theorem z : P := p'])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(HEADER_LINES, max_size=4), st.lists(BODY_LINES, max_size=5), st.sampled_from(["\n", "\r\n"]),
+       st.booleans())
+def test_audit_from_the_shared_lex_is_the_audit_read_again(head, body, newline, trailing):
+    """verify lexes the code once and builds the audit from that lex (`reads_alone` decides when the
+    body's part of it stands for the body alone); the audit is exactly the one the code read again
+    gives, comments and strings across the header's end included."""
+    code = newline.join(head + body) + (newline if trailing else "")
+    try:
+        lexed = lex(code)
+    except LexError:
+        return  # refused before any audit
+    shared = build_audit(code, target=TARGET, answer_name="x", evaluates=False, nonce="n", lexed=lexed)
+    again = build_audit(code, target=TARGET, answer_name="x", evaluates=False, nonce="n")
+    assert shared == again
+
+
+NAME_TEXT = st.lists(st.sampled_from(list("aZ_09'!?.«» é₁λ\"#r-") + ["_private.M.0.", "x.2"]), max_size=8).map("".join)
+
+
+@settings(max_examples=500)
+@given(NAME_TEXT)
+def test_fast_name_reading_is_the_lexers(text):
+    """Names are split and rendered without the lexer when plain ASCII; the answer is the lexer's."""
+    assert split_name(text) == lexer.split_name(text)
+    parts = tuple(text.split("."))
+    assert render_name(parts) == lexer.render_name(parts)

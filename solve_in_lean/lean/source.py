@@ -4,11 +4,12 @@ Lean-faithful lexer in `autoformalize.lexer`."""
 
 from __future__ import annotations
 
-import bisect
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
-from autoformalize.lexer import Lexed, Token, lex_prefix, render_name
+from autoformalize import lexer
+from autoformalize.lexer import Lexed, Token, lex_prefix
 
 
 def validate_input(code: str | bytes, max_bytes: int) -> tuple[str, str | None]:
@@ -35,28 +36,50 @@ def validate_input(code: str | bytes, max_bytes: int) -> tuple[str, str | None]:
 _HEADER_LINE = re.compile(r"^\s*(prelude|import\s+\S.*)\s*$")
 
 
-def split_header(code: str) -> tuple[str, str]:
+def split_header(code: str, lexed: Lexed | None = None) -> tuple[str, str]:
     """Split leading `prelude`/`import` lines (and blank/comment lines among them) from the body.
 
     Imports must come first in a Lean file, so anything we insert before the user's
     declarations goes right after this header. Comments are recognised as Lean's lexer
     reads them; text it cannot read ends the header there. Returns (header, body) with
-    header + body == code.
+    header + body == code. `lexed`: the caller's complete `lex(code)`, so the code is read once.
     """
-    lexed, error = lex_prefix(code)
-    masked = lexed.masked()
-    limit = len(code) if error is None else error.offset
-    lines = masked.splitlines(keepends=True)
-    cut = offset = cut_offset = 0
-    for i, line in enumerate(lines):
+    if lexed is None:
+        lexed, error = lex_prefix(code)
+        limit = len(code) if error is None else error.offset
+    else:
+        limit = len(code)
+    offset = cut_offset = 0
+    for line in lexed.masked().splitlines(keepends=True):
         offset += len(line)
         if offset > limit and line.strip():
             break
         if _HEADER_LINE.match(line):
-            cut, cut_offset = i + 1, offset
+            cut_offset = offset
         elif line.strip():
             break
     return code[:cut_offset], code[cut_offset:]
+
+
+def reads_alone(lexed: Lexed, start: int) -> bool:
+    """Whether lexing `lexed.code[start:]` by itself gives the tokens the whole lex has from
+    `start` on (shifted), so the whole lex can stand for it: `start` begins a line and no token
+    or comment runs across it. (The lexer carries one thing across a line break: whether an
+    interpolator such as `s!` came before a string; a string read differently for it is refused
+    either way, see `autoformalize.lexer._Lexer.string`.) False where unsure: the caller then
+    lexes the part itself."""
+    code = lexed.code
+    if start <= 0:
+        return True
+    if code[start - 1] != "\n":
+        return False
+    for spans in (((t.start, t.end) for t in lexed.tokens), lexed.hidden):
+        for a, b in spans:  # sorted; the header before `start` holds few of them
+            if a >= start:
+                break
+            if b > start:
+                return False
+    return True
 
 
 def mask_comments_and_strings(code: str) -> str:
@@ -73,6 +96,28 @@ def mask_comments_and_strings(code: str) -> str:
     return masked[:error.offset] + "".join("\n" if c == "\n" else " " for c in masked[error.offset:])
 
 
+_PLAIN_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_'!?]*")
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_'!?]*(?:\.[A-Za-z_][A-Za-z0-9_'!?]*)*")
+"""ASCII names as Lean's lexer reads them (`isIdFirst`, `isIdRest`): nearly every name a check
+meets, and every one of them has a one-line answer below; the rest go to the lexer."""
+
+
+def render_name(parts: tuple[str, ...]) -> str:
+    """`autoformalize.lexer.render_name` (components that are not plain identifiers go in `«»`),
+    without its character loop for plain ASCII components: a check renders every declaration."""
+    if all(_PLAIN_PART.fullmatch(p) for p in parts):
+        return ".".join(parts)
+    return lexer.render_name(parts)
+
+
+def split_name(name: str) -> tuple[str, ...] | None:
+    """`autoformalize.lexer.split_name` (`Foo.«a b»` -> ("Foo", "a b")), without lexing a plain
+    ASCII name: a check reads every name Lean printed."""
+    if _PLAIN_NAME.fullmatch(name):
+        return tuple(name.split("."))
+    return lexer.split_name(name)
+
+
 _DECL_KINDS = frozenset({"theorem", "lemma", "def", "abbrev", "instance", "opaque", "axiom", "inductive",
                          "structure", "class", "example"})
 THEOREM_KINDS = ("theorem", "lemma")
@@ -86,22 +131,25 @@ class Declaration:
     `kind` is the keyword, or "constructor" for the `| c` of an inductive type."""
     line: int
 
-    @property
+    @cached_property
     def name(self) -> str:
         return render_name(self.parts)
 
 
-def declarations(lexed: Lexed) -> list[Declaration]:
+def declarations(lexed: Lexed, start: int = 0) -> list[Declaration]:
     """The top-level declarations of lexed code, by keyword, with `namespace`/`section`/`mutual`
     ... `end` tracked. Formatting does not matter (attributes, modifiers, docstrings, `open ... in`,
     one line or many): only tokens do. `«theorem»` is a name, not a keyword.
+
+    `start`: read only the code from this offset (a line start, where `reads_alone` holds), lines
+    counted from it, as if that part alone had been lexed.
 
     A text reading, used to decide what to ask Lean about (`#print axioms`); Lean's answers, and
     where the backend can give it Lean's own list of declarations, are what the verdict rests on.
     """
     code = lexed.code
-    newlines = [i for i, c in enumerate(code) if c == "\n"]
-    toks = [t for t in lexed.tokens if t.depth == 0]
+    toks = [t for t in lexed.tokens if t.depth == 0 and t.start >= start]
+    lines = _LineCounter(code, start)
     scopes: list[tuple[str, str]] = []  # (kind, component) of open namespaces/sections/mutual blocks
     found: list[Declaration] = []
 
@@ -114,12 +162,14 @@ def declarations(lexed: Lexed) -> list[Declaration]:
     inductive: tuple[tuple[str, ...], Token] | None = None  # the inductive type whose constructors follow
     for k, tok in enumerate(toks):
         word = keyword(tok)
+        if word not in _COMMAND_WORDS and tok.text != "|":
+            continue  # every rule below starts at a command word or a constructor's `|`
         nxt = toks[k + 1] if k + 1 < len(toks) else None
         named = nxt is not None and nxt.kind == "ident" and (nxt.escaped or keyword(nxt) not in _COMMAND_WORDS)
         if tok.text == "|" and inductive is not None and named and (
                 k == 0 or not same_line(toks[k - 1], tok) or keyword(toks[k - 1]) == "where"
                 or same_line(inductive[1], tok)):
-            found.append(Declaration("constructor", inductive[0] + nxt.parts, _line(newlines, tok.start)))
+            found.append(Declaration("constructor", inductive[0] + nxt.parts, lines.at(tok.start)))
         if word in _COMMAND_WORDS and word not in ("where", "deriving"):
             inductive = None
         if word == "namespace" and named:
@@ -150,14 +200,22 @@ def declarations(lexed: Lexed) -> list[Declaration]:
                     parts = parts[1:]
                 else:
                     parts = tuple(p for kind, p in scopes if kind == "namespace") + parts
-            found.append(Declaration(word, parts, _line(newlines, tok.start)))
+            found.append(Declaration(word, parts, lines.at(tok.start)))
             if word == "inductive" and parts:
                 inductive = (parts, tok)
     return found
 
 
-def _line(newlines: list[int], offset: int) -> int:
-    return bisect.bisect_right(newlines, offset) + 1
+class _LineCounter:
+    """Line numbers (from 1, counted from `start`) of increasing offsets, the newlines counted once."""
+
+    def __init__(self, code: str, start: int) -> None:
+        self.code, self.offset, self.line = code, start, 1
+
+    def at(self, offset: int) -> int:
+        self.line += self.code.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
 
 
 _COMMAND_WORDS = _DECL_KINDS | {"namespace", "section", "end", "mutual", "open", "variable", "universe",

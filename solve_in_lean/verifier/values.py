@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 
-from autoformalize.lexer import LexError, lex
 from solve_in_lean.answers import normalize, parse_lean_value
 from solve_in_lean.errors import InputError
-from solve_in_lean.verify import refused_constructs
+from solve_in_lean.verify import screen
 
 NUMBER_TYPES = ("ℕ", "ℤ", "ℚ", "ℝ", "Nat", "Int", "Rat", "Real")
 PRELUDE_NAT = "N"
@@ -57,14 +56,11 @@ def _one_term(text: str) -> str:
     """The text when it is a single bracket-balanced term; InputError otherwise."""
     if "\n" in text or ":=" in text:
         raise InputError(f"the answer {text!r} is not a single Lean term")
-    if refused := refused_constructs(text):
+    lexed, refused = screen(text)  # unreadable text is refused too
+    if refused or lexed is None:
         raise InputError(f"the answer {text!r} is refused: {refused[0]}")
-    try:
-        tokens = lex(text).tokens
-    except LexError as e:
-        raise InputError(f"the answer {text!r} cannot be read as Lean: {e}") from None
     depth = 0
-    for tok in tokens:
+    for tok in lexed.tokens:
         if tok.kind == "command":
             raise InputError(f"the answer {text!r} holds the command {tok.text!r}, not a term")
         if tok.kind == "symbol":
