@@ -125,6 +125,24 @@ def server(runtime, site, tmp_path_factory):
 
 
 @pytest.fixture
+def private():
+    """private(site) -> the environment of a runtime directory of this test's own; any server
+    left running there is stopped (and the directory removed) when the test ends."""
+    made = []
+
+    def make(site: str) -> dict:
+        made.append(environment(tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp"), site))
+        return made[-1]
+
+    yield make
+    for env in made:
+        if os.path.isdir(directory := os.path.join(env["XDG_RUNTIME_DIR"], "lean-solve")):
+            os.chmod(directory, 0o700)
+        stop(env)
+        shutil.rmtree(env["XDG_RUNTIME_DIR"], ignore_errors=True)
+
+
+@pytest.fixture
 def cases(tmp_path):
     """Files for every kind of verdict and every way a check can fail to run."""
     (tmp_path / "good.lean").write_text(MINI_PRELUDE + GOOD_PROOF)
@@ -279,143 +297,112 @@ def test_a_foreign_peer_is_refused():
         assert problem is not None and f"uid {os.getuid()}," in problem and f"not uid {os.getuid() + 1}" in problem
 
 
-def test_directory_open_to_others_is_refused_by_client_and_server(site, tmp_path):
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        start(env, "--idle", "120")
-        directory = os.path.join(runtime, "lean-solve")
-        os.chmod(directory, 0o755)
-        assert "mode 755" in dir_problem(directory)
-        (tmp_path / "good.lean").write_text(MINI_PRELUDE + GOOD_PROOF)
-        checked = lean_solve("check", "good.lean", env=env, cwd=tmp_path)
-        assert checked.returncode == 0 and b"verified" in checked.stdout  # in process
-        assert checked.stderr.decode().startswith(f"lean-solve: not using the check server: {directory} can be "
-                                                  "entered by other users (mode 755)")
-        refused = lean_solve("server", "start", "--foreground", env={**env, "XDG_RUNTIME_DIR": runtime})
-        assert refused.returncode == 2
-        assert b"mode 755" in refused.stdout + refused.stderr and b"Traceback" not in refused.stderr
-        os.chmod(directory, 0o700)
-        stop(env)
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+def test_directory_open_to_others_is_refused_by_client_and_server(private, site, tmp_path):
+    env = private(site)
+    start(env, "--idle", "120")
+    directory = os.path.join(env["XDG_RUNTIME_DIR"], "lean-solve")
+    os.chmod(directory, 0o755)
+    assert "mode 755" in dir_problem(directory)
+    (tmp_path / "good.lean").write_text(MINI_PRELUDE + GOOD_PROOF)
+    checked = lean_solve("check", "good.lean", env=env, cwd=tmp_path)
+    assert checked.returncode == 0 and b"verified" in checked.stdout  # in process
+    assert checked.stderr.decode().startswith(f"lean-solve: not using the check server: {directory} can be "
+                                              "entered by other users (mode 755)")
+    refused = lean_solve("server", "start", "--foreground", env=env)
+    assert refused.returncode == 2
+    assert b"mode 755" in refused.stdout + refused.stderr and b"Traceback" not in refused.stderr
 
 
-def test_stop_leaves_no_lean_behind(site):
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        info = start(env, "--idle", "120")
-        wait_until(lambda: status(env)["checkers"][0]["leans_ready"] == 2, what="a full pool")
-        started = children(info["pid"])
-        assert len(started) >= 3  # two Leans waiting and the guard
-        stopped = lean_solve("server", "stop", env=env)
-        assert stopped.stdout.decode() == f"check server stopped (pid {info['pid']})\n"
-        assert not alive(info["pid"])
-        wait_until(lambda: not any(alive(p) for p in started), 10, "the server's children to exit")
-        assert not os.path.exists(info["socket"]) and status(env) is None
-        assert lean_solve("server", "stop", env=env).stdout == b"no check server runs for this installation\n"
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+def test_stop_leaves_no_lean_behind(private, site):
+    env = private(site)
+    info = start(env, "--idle", "120")
+    wait_until(lambda: status(env)["checkers"][0]["leans_ready"] == 2, what="a full pool")
+    started = children(info["pid"])
+    assert len(started) >= 3  # two Leans waiting and the guard
+    stopped = lean_solve("server", "stop", env=env)
+    assert stopped.stdout.decode() == f"check server stopped (pid {info['pid']})\n"
+    assert not alive(info["pid"])
+    wait_until(lambda: not any(alive(p) for p in started), 10, "the server's children to exit")
+    assert not os.path.exists(info["socket"]) and status(env) is None
+    assert lean_solve("server", "stop", env=env).stdout == b"no check server runs for this installation\n"
 
 
-def test_sigterm_kills_every_lean_and_removes_the_socket(site):
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        info = start(env, "--idle", "120")
-        wait_until(lambda: status(env)["checkers"][0]["leans_ready"] == 2, what="a full pool")
-        started = children(info["pid"])
-        os.kill(info["pid"], signal.SIGTERM)
-        wait_until(lambda: not alive(info["pid"]), 20, "the server to exit")
-        wait_until(lambda: not any(alive(p) for p in started), 10, "the server's children to exit")
-        assert not os.path.exists(info["socket"])
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+def test_sigterm_kills_every_lean_and_removes_the_socket(private, site):
+    env = private(site)
+    info = start(env, "--idle", "120")
+    wait_until(lambda: status(env)["checkers"][0]["leans_ready"] == 2, what="a full pool")
+    started = children(info["pid"])
+    os.kill(info["pid"], signal.SIGTERM)
+    wait_until(lambda: not alive(info["pid"]), 20, "the server to exit")
+    wait_until(lambda: not any(alive(p) for p in started), 10, "the server's children to exit")
+    assert not os.path.exists(info["socket"])
 
 
-def test_idle_server_exits(site):
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        info = start(env, "--idle", "1.5")
-        leans = children(info["pid"])
-        wait_until(lambda: not alive(info["pid"]), 20, "the idle server to exit")
-        wait_until(lambda: not any(alive(p) for p in leans), 10, "its Leans to exit")
-        assert not os.path.exists(info["socket"])
-        log = Path(info["log"]).read_text()
-        assert "idle for 1.5 s: exiting" in log
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+def test_idle_server_exits(private, site):
+    env = private(site)
+    info = start(env, "--idle", "1.5")
+    leans = children(info["pid"])
+    wait_until(lambda: not alive(info["pid"]), 20, "the idle server to exit")
+    wait_until(lambda: not any(alive(p) for p in leans), 10, "its Leans to exit")
+    assert not os.path.exists(info["socket"])
+    log = Path(info["log"]).read_text()
+    assert "idle for 1.5 s: exiting" in log
 
 
-def test_stale_socket_of_a_killed_server_is_replaced(site, tmp_path):
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        info = start(env, "--idle", "120")
-        os.kill(info["pid"], signal.SIGKILL)
-        wait_until(lambda: not alive(info["pid"]), what="the server to die")
-        assert os.path.exists(info["socket"])  # left behind
-        (tmp_path / "bad.lean").write_text(MINI_PRELUDE + WRONG_PROOF)
-        checked = lean_solve("check", "bad.lean", env=env, cwd=tmp_path)
-        assert checked.returncode == 1 and b"bad.lean: rejected" in checked.stdout and checked.stderr == b""
-        again = start(env, "--idle", "120")
-        assert again["pid"] != info["pid"] and requests(env) == 0
-        assert lean_solve("check", "bad.lean", env=env, cwd=tmp_path).returncode == 1
-        assert requests(env) == 1
-        stop(env)
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+def test_stale_socket_of_a_killed_server_is_replaced(private, site, tmp_path):
+    env = private(site)
+    info = start(env, "--idle", "120")
+    os.kill(info["pid"], signal.SIGKILL)
+    wait_until(lambda: not alive(info["pid"]), what="the server to die")
+    assert os.path.exists(info["socket"])  # left behind
+    (tmp_path / "bad.lean").write_text(MINI_PRELUDE + WRONG_PROOF)
+    checked = lean_solve("check", "bad.lean", env=env, cwd=tmp_path)
+    assert checked.returncode == 1 and b"bad.lean: rejected" in checked.stdout and checked.stderr == b""
+    again = start(env, "--idle", "120")
+    assert again["pid"] != info["pid"] and requests(env) == 0
+    assert lean_solve("check", "bad.lean", env=env, cwd=tmp_path).returncode == 1
+    assert requests(env) == 1
 
 
-def test_server_killed_mid_request_gives_the_verdict_in_process_with_the_same_stdin(site, tmp_path):
+def test_server_killed_mid_request_gives_the_verdict_in_process_with_the_same_stdin(private, site, tmp_path):
     """The client read the file from its stdin for the server; the server dies before replying;
     the check in process gets the same bytes and the same verdict (a timeout, here)."""
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, site)
-        info = start(env, "--idle", "120")
-        code = (MINI_PRELUDE + slow_proof()).encode()
-        client = subprocess.Popen([sys.executable, "-m", "solve_in_lean", "check", "-", "--timeout", "4"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env, cwd=tmp_path)
-        result = {}
-        talker = threading.Thread(target=lambda: result.update(out=client.communicate(code, timeout=120)))
-        talker.start()
-        wait_until(lambda: any(h["in_use"] for h in status(env)["checkers"]), what="the check in flight")
-        leans = children(info["pid"])
-        os.kill(info["pid"], signal.SIGKILL)
-        talker.join()
-        out, err = result["out"]
-        assert client.returncode == 1, (out, err)
-        assert re.fullmatch(r"<stdin>: rejected \(kernel, Lean 4\.35\.0, \d+\.\d\d s\)", out.decode().splitlines()[-1])
-        assert b"did not finish within 4 s" in out and err == b""
-        wait_until(lambda: not any(alive(p) for p in leans), 10, "the killed server's Leans to die")
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+    env = private(site)
+    info = start(env, "--idle", "120")
+    code = (MINI_PRELUDE + slow_proof()).encode()
+    client = subprocess.Popen([sys.executable, "-m", "solve_in_lean", "check", "-", "--timeout", "4"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, cwd=tmp_path)
+    result = {}
+    talker = threading.Thread(target=lambda: result.update(out=client.communicate(code, timeout=120)))
+    talker.start()
+    wait_until(lambda: any(h["in_use"] for h in status(env)["checkers"]), what="the check in flight")
+    leans = children(info["pid"])
+    os.kill(info["pid"], signal.SIGKILL)
+    talker.join()
+    out, err = result["out"]
+    assert client.returncode == 1, (out, err)
+    assert re.fullmatch(r"<stdin>: rejected \(kernel, Lean 4\.35\.0, \d+\.\d\d s\)", out.decode().splitlines()[-1])
+    assert b"did not finish within 4 s" in out and err == b""
+    wait_until(lambda: not any(alive(p) for p in leans), 10, "the killed server's Leans to die")
 
 
-def test_changed_code_makes_the_server_stale_and_the_client_checks_in_process(site, tmp_path):
+def test_changed_code_makes_the_server_stale_and_the_client_checks_in_process(private, site, tmp_path):
     """A server answers "stale" once a file of its code changes, and exits; the client checks in
     process. (Its own snapshot: this one is changed.)"""
     copy = Path(snapshot(tmp_path / "site"))
-    runtime = tempfile.mkdtemp(prefix="ls-rt-", dir="/tmp")
-    try:
-        env = environment(runtime, str(copy))
-        info = start(env, "--idle", "120")
-        (tmp_path / "good.lean").write_text(MINI_PRELUDE + GOOD_PROOF)
-        assert lean_solve("check", "good.lean", env=env, cwd=tmp_path).returncode == 0
-        assert requests(env) == 1  # served by the copy's server
-        assert status(environment(runtime, site)) is None  # keyed by installation: another copy's has none
-        module = copy / "solve_in_lean" / "answers.py"
-        module.write_text(module.read_text() + "\n# changed\n")
-        checked = lean_solve("check", "good.lean", env=env, cwd=tmp_path)
-        assert checked.returncode == 0 and b"good.lean: verified" in checked.stdout and checked.stderr == b""
-        wait_until(lambda: not alive(info["pid"]), 20, "the stale server to exit")
-        assert "code changed: exiting" in Path(info["log"]).read_text()
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+    env = private(str(copy))
+    info = start(env, "--idle", "120")
+    (tmp_path / "good.lean").write_text(MINI_PRELUDE + GOOD_PROOF)
+    assert lean_solve("check", "good.lean", env=env, cwd=tmp_path).returncode == 0
+    assert requests(env) == 1  # served by the copy's server
+    assert status(environment(env["XDG_RUNTIME_DIR"], site)) is None  # keyed by installation: another copy's has none
+    module = copy / "solve_in_lean" / "answers.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    checked = lean_solve("check", "good.lean", env=env, cwd=tmp_path)
+    assert checked.returncode == 0 and b"good.lean: verified" in checked.stdout and checked.stderr == b""
+    wait_until(lambda: not alive(info["pid"]), 20, "the stale server to exit")
+    assert "code changed: exiting" in Path(info["log"]).read_text()
 
 
 def test_fallback_gives_kept_stdin_first_then_reads_on():
