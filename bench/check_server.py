@@ -98,10 +98,10 @@ def main() -> None:
             time.sleep(SETTLE_S)
 
         started = run([*cli_command(), "server", "start", "--idle", "3600"])
-        if started.returncode != 0:
-            sys.exit(f"the check server did not start: {started.stdout.decode()}{started.stderr.decode()}")
-        pid = status()["pid"]
         try:
+            if started.returncode != 0:
+                sys.exit(f"the check server did not start: {started.stdout.decode()}{started.stderr.decode()}")
+            pid = status()["pid"]
             run([*lean, paths[0]])
             warm = run([*cli, paths[1]])  # a true claim (every tenth file, from f0, is false)
             if warm.returncode != 0:
