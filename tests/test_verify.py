@@ -109,6 +109,20 @@ def test_timeout_is_a_rejection_with_reason(kernel):
     assert "did not finish within 1 s" in v.reasons[0]
 
 
+@pytest.mark.parametrize("pidfd", [True, False])
+def test_lean_is_reaped_at_its_exit_or_at_the_timeout(kernel, monkeypatch, pidfd):
+    """Lean's exit is waited on through a pidfd where the system has one, else by Popen's polling:
+    either way a finished check is judged and a slow one times out."""
+    import os
+
+    if not pidfd:
+        def no_pidfd(pid: int) -> int:
+            raise OSError("pidfd_open: not here")
+        monkeypatch.setattr(os, "pidfd_open", no_pidfd, raising=False)
+    assert verify(GOOD_PROOF, kernel, header=MINI_PRELUDE, target=TARGET).verified
+    assert verify(slow_proof(40), kernel, header=MINI_PRELUDE, timeout_s=1.0).check.status == "timeout"
+
+
 def test_compute_target_with_answer(kernel):
     target = Target("two_add_two", "Eq (N.add ans ans) N.four", params="(ans : N)", args="ans")
     good = ("noncomputable abbrev ans : N := N.add N.one N.one\n"

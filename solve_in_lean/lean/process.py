@@ -9,7 +9,9 @@ fed later (`run_limited(..., proc=)`): nothing reaches it until then.
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -78,6 +80,31 @@ def discard(proc: subprocess.Popen) -> None:
             stream.close()
 
 
+def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Reap `proc` if it exits within `timeout_s`; True if it did. `Popen.wait(timeout)` polls in
+    sleeps that double from 1 ms, so it returns 1-3 ms after Lean's exit, each check; a pidfd
+    (Linux) wakes at the exit itself."""
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd here: Popen's own polling wait
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()  # not select.select: a pidfd may be numbered above FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(math.ceil(timeout_s * 1000)):
+            return False
+    finally:
+        os.close(fd)
+    proc.wait()  # it has exited: this only reaps it
+    return True
+
+
 def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb: int | None,
                 max_output_bytes: int, cwd: str | None = None,
                 env: dict[str, str] | None = None, proc: subprocess.Popen | None = None) -> RunResult:
@@ -125,10 +152,7 @@ def run_limited(cmd: list[str], *, stdin_text: str, timeout_s: float, memory_mb:
     try:
         for t in threads[1:]:
             t.join(timeout=max(0.0, deadline - time.perf_counter()))
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out = not _wait(proc, max(0.0, deadline - time.perf_counter()))
     finally:
         if proc.poll() is None:
             _kill_group(proc)
