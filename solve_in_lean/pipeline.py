@@ -22,6 +22,7 @@ from solve_in_lean.models.base import Generator, SamplingParams
 from solve_in_lean.options import SolveOptions
 from solve_in_lean.solve import chain_of_thought, solve
 from solve_in_lean.timing import BusyTimer, TimedChecker, TimedGenerator
+from solve_in_lean.verifier.values import PRELUDE_NAT, prelude_numeral, prelude_value
 from solve_in_lean.verifier.voting import verified_vote
 from solve_in_lean.verify import Policy
 
@@ -118,11 +119,14 @@ def run_problem(item: dict[str, Any], generator: Generator, checker: LeanChecker
     record["timings"]["solve_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    explanation = _explain(formal, answer if verified else None, verified, gen, params, cfg)
+    number = lean_number(formal, answer, proof, lean, o.timeout_s) if verified else None
+    explanation = _explain(formal, answer if verified else None, number, verified, gen, params, cfg)
     record["timings"]["explain_s"] = time.perf_counter() - t
-    informal = informal_answer(question, answer, verified=verified, explanation=explanation)
+    informal = informal_answer(question, number or answer, verified=verified, explanation=explanation)
     record.update(answer=answer, verified=verified, status=_status(answer, verified), lean_code=proof,
                   informal=informal.to_dict())
+    if number is not None:
+        record["answer_number"] = number
     record["timings"].update(model_s=model_t.seconds, lean_s=lean_t.seconds, total_s=time.perf_counter() - start)
     return record
 
@@ -131,14 +135,36 @@ def _status(answer: str | None, verified: bool) -> str:
     return "verified" if verified else ("unverified" if answer is not None else "no answer")
 
 
-def _explain(formal: FormalProblem | None, value: str | None, verified: bool, gen: Any,
+def lean_number(formal: FormalProblem | None, answer: str | None, proof: str | None, checker: LeanChecker,
+                timeout_s: float | None) -> str | None:
+    """A verified answer Lean printed as a term of the prelude's naturals (`N.three.add N.two`), as
+    the decimal a person reads ("5"), when Lean agrees: the term is read by the prelude's rules,
+    and the kernel must accept `answer = that numeral` by `Eq.refl` after the verified code, so
+    the English number is Lean's too (a solution that redefined a name the term uses is caught
+    there). None for other answers (a number already, or not the prelude's naturals)."""
+    if formal is None or formal.answer_type != PRELUDE_NAT or not formal.answer_name or not answer or not proof:
+        return None
+    value = prelude_value(answer)
+    if value is None or answer.strip() == str(value):
+        return None
+    numeral = prelude_numeral(value).replace("N.", "_root_.N.")
+    check = (f"{proof.rstrip()}\n\ntheorem _root_.lean_solve_number_check : "
+             f"_root_.Eq _root_.{formal.answer_name} ({numeral}) := _root_.Eq.refl _\n")
+    result = checker.check(check, header=formal.header or None, timeout_s=timeout_s)
+    return str(value) if result.ok and not result.errors and not result.sorry else None
+
+
+def _explain(formal: FormalProblem | None, value: str | None, number: str | None, verified: bool, gen: Any,
              params: SamplingParams, cfg: PipelineConfig) -> str:
+    """What Lean verified, in words: the template states Lean's value and theorem; the model reads the
+    statement back into English (without the value: the value is Lean's to state, not the model's)."""
     if formal is None or not verified:
         return "Lean did not verify an answer for this problem."
+    shown = f"{value} (= {number}, checked by the kernel)" if number is not None else value
     fallback = template_explanation(theorem=formal.theorem_name, statement=formal.proposition(),
-                                    answer_name=formal.answer_name, value=value, proof_checked=True)
+                                    answer_name=formal.answer_name, value=shown, proof_checked=True)
     if not cfg.explain_with_model:
         return fallback
     prompts = cfg.preset.autoformalize_prompts() if cfg.preset is not None else None
-    text = backtranslate(formal.statement, gen, params=params, result=value, prompts=prompts).strip()
-    return f"{text}\n\n{fallback}" if text else fallback
+    text = backtranslate(formal.statement, gen, params=params, prompts=prompts).strip()
+    return f"{fallback}\nThe model reads the statement back as: {text}" if text else fallback

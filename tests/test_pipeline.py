@@ -41,7 +41,8 @@ def test_verified_end_to_end(kernel):
     rec = run_problem({"id": "a1", "question": QUESTION, "answer": "4"}, gen, kernel, params=PARAMS, cfg=cfg())
     assert rec["status"] == "verified" and rec["verified"] is True
     assert rec["answer"] == "N.four" and "apples_answer : N := N.four" in rec["lean_code"]  # the model's names
-    assert rec["informal"]["text"] == "The answer is N.four apples (verified in Lean)."
+    # Lean printed `N.four`; the English number is read from it and confirmed by the kernel
+    assert rec["answer_number"] == "4" and rec["informal"]["text"] == "The answer is 4 apples (verified in Lean)."
     assert "The kernel accepted the theorem `apples`" in rec["informal"]["explanation"]
     assert rec["stages"]["formalize"]["best"] is not None
     assert rec["stages"]["solve"]["cot_answer"] == "4"
@@ -71,7 +72,22 @@ def test_formal_statement_given_skips_formalize(kernel):
                       cfg=cfg(explain_with_model=False))
     assert "formalize" not in rec["stages"]
     assert rec["verified"] and rec["answer"] == "N.four"
-    assert rec["informal"]["explanation"].startswith("Lean evaluated `apples_answer` to N.four.")
+    assert rec["informal"]["explanation"].startswith(
+        "Lean evaluated `apples_answer` to N.four (= 4, checked by the kernel).")
+
+
+def test_the_english_number_of_a_prelude_answer_is_the_kernels(kernel):
+    """lean_number reads `N.four.add N.two` as 6 only when the kernel agrees after the verified code:
+    a solution that declares its own `N.four.add` (so the printed term means something else) gets none."""
+    from autoformalize.problem import FormalProblem
+    from solve_in_lean.pipeline import lean_number
+
+    formal = FormalProblem("n", QUESTION, "compute", STATEMENT.strip("`").removeprefix("lean\n"), header=MINI_PRELUDE)
+    honest = "noncomputable abbrev apples_answer : N := N.four.add N.two\n"
+    assert lean_number(formal, "N.four.add N.two", honest, kernel, 60) == "6"
+    tricked = "noncomputable def N.four.add (m : N) : N := m\n" + honest  # prints the same, is 2
+    assert lean_number(formal, "N.four.add N.two", tricked, kernel, 60) is None
+    assert lean_number(formal, "6", honest, kernel, 60) is None  # already a number: nothing to read
 
 
 def test_no_answer_at_all(kernel):
