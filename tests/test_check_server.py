@@ -430,6 +430,11 @@ def test_pool_leans_outlive_the_threads_that_take_them_and_die_with_close(kernel
         time.sleep(0.2)  # a Lean killed with its thread would be dead by now
         assert all(r.proc.poll() is None for r in checker._pool)
     assert verdicts == [True, False, True] and checker._in_flight == 0
+    checker.prestart()  # takes one: none is started in its place until that Lean's check ends
+    time.sleep(0.5)
+    assert checker.pooled == 1
+    checker.cancel_prestart()
+    wait_until(lambda: checker.pooled == 2, what="the pool refilled after the cancelled check")
     pool = [r.proc for r in checker._pool]
     checker.close()
     assert all(p.returncode is not None for p in pool) and checker.pooled == 0

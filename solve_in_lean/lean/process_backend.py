@@ -94,6 +94,8 @@ class ProcessChecker(LeanChecker):
         self._pool: list[_Ready] = []
         """Leans started ahead by the refill thread (`warm`), for any thread's next check."""
         self._pool_size = 0
+        self._pool_out = 0
+        """Leans taken from the pool whose checks have not ended: they count against its size."""
         self._pool_wake = threading.Condition(self._flight_lock)
         self._refiller: threading.Thread | None = None
         self._closing = False
@@ -155,12 +157,12 @@ class ProcessChecker(LeanChecker):
             ready = self._ready.pop(_here(), None)
         if ready is not None:
             ready.discard()
-            self._landed()
+            self._landed(ready)
 
     def warm(self, size: int) -> None:
         """Keep `size` Leans started ahead in a pool that any thread's check takes from (the
         check server, solve_in_lean/check_server: its checks then skip Lean's start-up, most of a
-        small check). One long-lived thread starts them, and the next as soon as one is taken:
+        small check). One long-lived thread starts them, and the next once a taken one's check ends:
         the launcher ties a Lean's life to the thread that started it (PR_SET_PDEATHSIG), so a
         short-lived request thread must not, and a Lean taken from the pool outlives the thread
         that fed it. Each gets the thread count `size` checks side by side would. `close` stops
@@ -176,7 +178,7 @@ class ProcessChecker(LeanChecker):
         threads = self.lean_threads or max(1, default_workers() // self._pool_size)
         while True:
             with self._pool_wake:
-                while not self._closing and len(self._pool) >= self._pool_size:
+                while not self._closing and len(self._pool) + self._pool_out >= self._pool_size:
                     self._pool_wake.wait()
                 if self._closing:
                     return
@@ -194,7 +196,7 @@ class ProcessChecker(LeanChecker):
                 shutil.rmtree(plan.scratch, ignore_errors=True)
                 time.sleep(1.0)
                 continue
-            ready = plan._replace(proc=proc)
+            ready = plan._replace(proc=proc, pooled=True)
             with self._pool_wake:
                 if not self._closing:
                     self._pool.append(ready)
@@ -209,12 +211,13 @@ class ProcessChecker(LeanChecker):
         with self._pool_wake:
             while self._pool and taken is None:
                 ready = self._pool.pop(0)
-                self._pool_wake.notify()
                 if ready.proc is not None and ready.proc.poll() is None:
                     taken = ready
                     self._in_flight += 1
+                    self._pool_out += 1
                 else:
                     dead.append(ready)
+                    self._pool_wake.notify()
         for ready in dead:
             ready.discard()
         return taken
@@ -243,14 +246,20 @@ class ProcessChecker(LeanChecker):
             self._ready, self._pool = {}, []
         for r in ready:
             r.discard()
-            self._landed()
+            self._landed(r)
         for r in pool:
             r.discard()
         super().close()
 
-    def _landed(self) -> None:
-        with self._flight_lock:
+    def _landed(self, ready: _Ready | None = None) -> None:
+        """A check in flight ended (or its Lean was dropped unfed). One taken from the pool makes
+        room for the next only now, so a refill's start-up never competes with the check it
+        serves for the cores."""
+        with self._pool_wake:
             self._in_flight -= 1
+            if ready is not None and ready.pooled:
+                self._pool_out -= 1
+                self._pool_wake.notify()
 
     def _plan(self, threads: int) -> _Ready:
         """A Lean run not started yet, in a scratch directory of its own. `-i`: Lean writes its own
@@ -280,7 +289,7 @@ class ProcessChecker(LeanChecker):
                                   max_output_bytes=self.max_output_bytes, cwd=self.cwd(), env=self.env(),
                                   proc=ready.proc)
             finally:
-                self._landed()
+                self._landed(ready)
             result = interpret(run, code, header_lines, timeout_s, self.memory_mb, self.max_output_bytes)
             ilean = _ilean(ready.scratch)
             if result.completed and os.path.isfile(ilean):
@@ -310,6 +319,8 @@ class _Ready(NamedTuple):
     cmd: list[str]
     proc: subprocess.Popen | None
     scratch: str
+    pooled: bool = False
+    """Started by the pool's thread (`warm`)."""
 
     def discard(self) -> None:
         """Kill it unfed and remove its directory (only started runs are kept aside)."""
