@@ -247,6 +247,15 @@ def test_four_concurrent_clients_get_their_own_verdicts(server, tmp_path):
     assert requests(env) == before + 4
 
 
+def test_at_most_four_checkers_are_kept_the_least_recently_used_goes(server, cases):
+    env, _ = server
+    for timeout in ("31", "32", "33", "34", "35", "31"):
+        checked = lean_solve("check", "good.lean", "--timeout", timeout, env=env, cwd=cases)
+        assert checked.returncode == 0, checked.stdout
+    timeouts = [h["options"].get("timeout_s") for h in status(env)["checkers"]]
+    assert len(timeouts) == 4 and 32.0 not in timeouts and {31.0, 33.0, 34.0, 35.0} <= set(timeouts)
+
+
 def test_status_json_describes_the_server(server):
     env, info = server
     assert info["idle_timeout_s"] == 600 and alive(info["pid"])

@@ -171,8 +171,9 @@ class CheckServer:
                 held = self._held[key]
             else:
                 held = self._held[key] = _Held(checker)
-                idle = sorted((h.last_used, k) for k, h in self._held.items() if h.users == 0 and k != key)
-                for _, k in idle[:max(0, len(self._held) - MAX_HELD)]:
+                idle = sorted((k for k, h in self._held.items() if h.users == 0 and k != key),
+                              key=lambda k: self._held[k].last_used)
+                for k in idle[:max(0, len(self._held) - MAX_HELD)]:
                     evicted.append(self._held.pop(k).checker)
             held.users += 1
         for c in evicted:
