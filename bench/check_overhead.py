@@ -1,7 +1,7 @@
 """Overhead of checking with lean-solve (kernel backend) over the bare Lean process, measured in
 one run on the same prelude files, interleaved so machine noise hits both sides alike.
 
-    python bench/check_overhead.py [--files 100] [--workers 2] [--cli-runs 20]
+    python bench/check_overhead.py [--files 100] [--workers 2] [--cli-runs 20] [--rounds 2]
 
 Prints the four targets of issue 11, and writes everything to bench/results/check_overhead.json:
   CLI ratio        `lean-solve check FILE` (a new process: Python start-up, imports, Lean) per
@@ -10,6 +10,12 @@ Prints the four targets of issue 11, and writes everything to bench/results/chec
                    serially on them (a shell loop)                                 target <= 0.6
   verify ratio     verify() per file in this process, median / bare Lean, median   target <= 1.10
   parallel speedup check_many() with 1 worker / with N workers                     target >= 1.8
+
+How the ratios are measured, so that neither side gets the machine in a better state: per-file
+runs are interleaved, their order shuffled each time (a fixed order gave one side the warmer
+caches or the quieter moment every time); the two batch comparisons run in alternating rounds
+(A B, B A, ...: a drift in the machine's load weighs on both sides alike) and compare the sums.
+CPU time is recorded beside every wall time: machine load inflates it far less.
 
 Python's own start-up (`python -c pass`, same environment) is printed beside the CLI time: it
 is a floor no code of ours can lower, and in an editable install it includes the editable
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -65,6 +72,18 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
     return time.perf_counter() - start
 
 
+def alternating(a: Callable[[], object], b: Callable[[], object], rounds: int) -> dict[str, float]:
+    """Wall and CPU seconds of `a` and of `b`, summed over `rounds` runs each in alternating order
+    (a b, b a, a b, ...), so that neither side always runs first or in the same stretch of load."""
+    out = {"a_s": 0.0, "b_s": 0.0, "a_cpu_s": 0.0, "b_cpu_s": 0.0}
+    for r in range(rounds):
+        for side, fn in ((("a", a), ("b", b)) if r % 2 == 0 else (("b", b), ("a", a))):
+            cpu: list[float] = []
+            out[f"{side}_s"] += timed(fn, cpu)
+            out[f"{side}_cpu_s"] += cpu[0]
+    return out
+
+
 def cpu_seconds() -> float:
     mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
@@ -98,6 +117,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cli-runs", type=int, default=20, help="single-file CLI runs (interleaved with bare Lean)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of each batch comparison")
     args = ap.parse_args()
 
     lean = [*driver_command(find_library()), "--json"]
@@ -128,26 +148,31 @@ def main() -> None:
 
         bare_t, verify_t, cli_t, python_t, version_t = [], [], [], [], []
         bare_cpu, verify_cpu, cli_cpu = [], [], []
+        order = random.Random(0)
         for i in range(max(args.cli_runs, len(files))):  # interleaved: noise hits every side alike
             p, text = paths[i % len(paths)], files[i % len(files)]
-            bare_t.append(timed(lambda: bare(p), bare_cpu))
+            steps = [lambda: bare_t.append(timed(lambda: bare(p), bare_cpu))]
             if i < len(files):
-                verify_t.append(timed(lambda: verify(text, checker), verify_cpu))
+                steps.append(lambda: verify_t.append(timed(lambda: verify(text, checker), verify_cpu)))
             if i < args.cli_runs:
-                cli_t.append(timed(lambda: ours(p), cli_cpu))
-                python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=False)))
-                version_t.append(timed(lambda: subprocess.run([lean[0], "--version"], capture_output=True,
-                                                              check=False)))
+                steps.append(lambda: cli_t.append(timed(lambda: ours(p), cli_cpu)))
+                steps.append(lambda: python_t.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"],
+                                                                                  env=env, check=False))))
+                steps.append(lambda: version_t.append(timed(lambda: subprocess.run(
+                    [lean[0], "--version"], capture_output=True, check=False))))
+            order.shuffle(steps)  # no side always runs right after another (warm caches, a quiet moment)
+            for step in steps:
+                step()
         bare_median = statistics.median(bare_t)
 
-        bare_serial = timed(lambda: [bare(p) for p in paths])
         batch = ours(*paths, "--workers", str(args.workers), "--json")
-        batch_t = timed(lambda: ours(*paths, "--workers", str(args.workers)))
         outcomes = [json.loads(line)["outcome"] for line in batch.stdout.decode().splitlines()]
+        serial_vs_batch = alternating(lambda: [bare(p) for p in paths],
+                                      lambda: ours(*paths, "--workers", str(args.workers)), args.rounds)
 
         requests = [CheckRequest(t) for t in files]
-        many_1 = timed(lambda: checker.check_many(requests, workers=1))
-        many_n = timed(lambda: checker.check_many(requests, workers=args.workers))
+        one_vs_n = alternating(lambda: checker.check_many(requests, workers=1),
+                               lambda: checker.check_many(requests, workers=args.workers), args.rounds)
         imports = import_times([*cli, paths[1]], env)
 
     result = {
@@ -160,17 +185,20 @@ def main() -> None:
         "python_startup_median_s": statistics.median(python_t),
         "lean_startup_median_s": statistics.median(version_t),
         "verify_median_s": statistics.median(verify_t),
-        "bare_serial_total_s": bare_serial,
-        "cli_batch_total_s": batch_t,
-        "check_many_1_worker_s": many_1,
-        "check_many_n_workers_s": many_n,
+        "rounds": args.rounds,
+        "bare_serial_total_s": serial_vs_batch["a_s"] / args.rounds,
+        "cli_batch_total_s": serial_vs_batch["b_s"] / args.rounds,
+        "check_many_1_worker_s": one_vs_n["a_s"] / args.rounds,
+        "check_many_n_workers_s": one_vs_n["b_s"] / args.rounds,
         "cli_ratio": statistics.median(cli_t) / bare_median,
         "floor_ratio": (statistics.median(python_t) + bare_median) / bare_median,
-        "batch_ratio": batch_t / bare_serial,
+        "batch_ratio": serial_vs_batch["b_s"] / serial_vs_batch["a_s"],
         "verify_ratio": statistics.median(verify_t) / bare_median,
-        "parallel_speedup": many_1 / many_n,
+        "parallel_speedup": one_vs_n["a_s"] / one_vs_n["b_s"],
         "cli_cpu_ratio": statistics.median(cli_cpu) / statistics.median(bare_cpu),
         "verify_cpu_ratio": statistics.median(verify_cpu) / statistics.median(bare_cpu),
+        "batch_cpu_ratio": serial_vs_batch["b_cpu_s"] / serial_vs_batch["a_cpu_s"],
+        "parallel_cpu_ratio": one_vs_n["b_cpu_s"] / one_vs_n["a_cpu_s"],
         "load_average": os.getloadavg(),
         "batch_outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
         "cli_imports_s": imports,
@@ -184,12 +212,15 @@ def main() -> None:
         ("  Lean's own start-up (lean --version)", f"{result['lean_startup_median_s'] * 1000:.1f} ms"),
         ("  floor: (Python start-up + bare Lean) / bare", f"{result['floor_ratio']:.3f}"),
         (f"verify() in process (median of {len(verify_t)})", f"{result['verify_median_s'] * 1000:.1f} ms"),
-        (f"bare Lean, {args.files} files serially", f"{bare_serial:.2f} s"),
+        (f"bare Lean, {args.files} files serially (mean of {args.rounds})", f"{result['bare_serial_total_s']:.2f} s"),
         (f"lean-solve check, {args.files} files, {args.workers} workers",
-         f"{batch_t:.2f} s {result['batch_outcomes']}"),
-        (f"check_many, 1 / {args.workers} workers", f"{many_1:.2f} s / {many_n:.2f} s"),
+         f"{result['cli_batch_total_s']:.2f} s {result['batch_outcomes']}"),
+        (f"check_many, 1 / {args.workers} workers (mean of {args.rounds})",
+         f"{result['check_many_1_worker_s']:.2f} s / {result['check_many_n_workers_s']:.2f} s"),
         ("CPU time over bare Lean's: check CLI / verify()",
          f"{result['cli_cpu_ratio']:.3f} / {result['verify_cpu_ratio']:.3f} (guard process not counted)"),
+        (f"CPU time: batch / serial bare, {args.workers} / 1 workers",
+         f"{result['batch_cpu_ratio']:.3f} / {result['parallel_cpu_ratio']:.3f}"),
         ("load average (1, 5, 15 min) at the end", " ".join(f"{x:.2f}" for x in result["load_average"])),
     ]
     startup = ("total", "site", "encodings", "_frozen_importlib_external")  # Python's own, as in `python -c pass`
