@@ -95,12 +95,37 @@ def quantities(english: str) -> list[Quantity]:
 
 
 def lean_numbers(statement: str) -> set[Fraction]:
-    """Every numeral in a Lean statement, plus the value of each `a / b` of numerals."""
+    """Every numeral in a Lean statement, plus the value of each `a / b` of numerals, plus each
+    numeral of the prelude dialect's naturals (examples/prelude.lean: `N.two`, and above four
+    `N.add N.four (…)`), read whole: `N.add N.four N.two` is the problem's 6, not a 4 and a 2."""
     values = {Fraction(x) for x in _LEAN_NUM.findall(statement)}
     for a, b in _LEAN_DIV.findall(statement):
         if Fraction(b):
             values.add(Fraction(a) / Fraction(b))
+    tokens, i = _PRELUDE_TOKEN.findall(statement), 0
+    while i < len(tokens):
+        found = _prelude_numeral(tokens, i)
+        values |= {Fraction(found[0])} if found else set()
+        i = found[1] if found else i + 1
     return values
+
+
+_PRELUDE_SMALL = {"N.zero": 0, "N.one": 1, "N.two": 2, "N.three": 3, "N.four": 4}
+_PRELUDE_TOKEN = re.compile(r"[()]|[^\s()]+")
+
+
+def _prelude_numeral(tokens: list[str], i: int) -> tuple[int, int] | None:
+    """(value, next index) of the prelude numeral starting at tokens[i], or None."""
+    if i >= len(tokens):
+        return None
+    if tokens[i] == "(":
+        inner = _prelude_numeral(tokens, i + 1)
+        return (inner[0], inner[1] + 1) if inner and inner[1] < len(tokens) and tokens[inner[1]] == ")" else None
+    if tokens[i] in _PRELUDE_SMALL:
+        return _PRELUDE_SMALL[tokens[i]], i + 1
+    if tokens[i:i + 2] == ["N.add", "N.four"] and (rest := _prelude_numeral(tokens, i + 2)):
+        return 4 + rest[0], rest[1]
+    return None
 
 
 @dataclass

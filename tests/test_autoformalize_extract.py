@@ -290,3 +290,19 @@ def test_kept_names_never_let_a_wrong_solution_verify(kernel):
     unrenamed = Target("Eq.symm", symm.proposition())
     assert verify(nothing, kernel, header=MINI_PRELUDE, target=unrenamed).verified
     assert not verify(nothing, kernel, header=MINI_PRELUDE, target=target_of(symm)).verified
+
+
+def test_the_quantities_of_a_prelude_statement_are_read_whole():
+    """The cheap faithfulness check reads the prelude's numerals: the world model's statement of
+    "6 cards on Monday and 8 on Tuesday" covers 6 and 8; one with 4 and 2 in place of the 6 does not."""
+    from autoformalize.faithfulness import cheap_checks
+
+    question = "Max found 6 cards on Monday and 8 cards on Tuesday. How many cards did Max find?"
+    right = extract(WORLD.replace("(N.add N.four N.two)", "(N.add (N.add N.four N.two) (N.add N.four N.four))"),
+                    problem_id="p", source=question).problem
+    assert cheap_checks(right).coverage == 1.0
+    wrong = extract(WORLD.replace("(N.add N.four N.two)", "(N.add (N.add N.four N.four) (N.add N.four N.two))")
+                    .replace("N.add N.four N.four", "N.add N.four (N.add N.four N.one)"),
+                    problem_id="p", source=question).problem
+    checks = cheap_checks(wrong)
+    assert checks.coverage == 0.5 and checks.missing == ["8"]
