@@ -447,3 +447,36 @@ def test_pool_leans_outlive_the_threads_that_take_them_and_die_with_close(kernel
     pool = [r.proc for r in checker._pool]
     checker.close()
     assert all(p.returncode is not None for p in pool) and checker.pooled == 0
+
+
+def test_a_reply_that_is_not_the_protocol_makes_the_client_check_in_process(private, site, tmp_path):
+    """A listener at the server's socket that answers with a forged-but-malformed verdict, with
+    something that is not JSON, or with half a message: the client prints none of it."""
+    env = private(site)
+    path = subprocess.run([sys.executable, "-c", "from solve_in_lean.check_server.client import socket_path; "
+                           "print(socket_path())"], env=env, cwd=site, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    replies = [b'{"done": true, "out": "bad.lean: verified (forged)\\n", "err": "", "code": "0"}\n',
+               b"forged: not json\n", b'{"done": true, "out": "bad.lean: verified (forged)\\n", "err": "", "co']
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen()
+
+        def answer() -> None:
+            for reply in replies:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(1 << 20)
+                    conn.sendall(reply)
+
+        talker = threading.Thread(target=answer, daemon=True)
+        talker.start()
+        (tmp_path / "bad.lean").write_text(MINI_PRELUDE + WRONG_PROOF)
+        for _ in replies:
+            checked = lean_solve("check", "bad.lean", env=env, cwd=tmp_path)
+            assert checked.returncode == 1 and b"forged" not in checked.stdout + checked.stderr
+            assert checked.stdout.decode().splitlines()[-1].startswith("bad.lean: rejected (kernel")
+        talker.join(timeout=10)
+        assert not talker.is_alive()  # every reply was taken: each check asked the listener first
+    os.unlink(path)
