@@ -273,3 +273,26 @@ def test_fast_name_reading_is_the_lexers(text):
     assert split_name(text) == lexer.split_name(text)
     parts = tuple(text.split("."))
     assert render_name(parts) == lexer.render_name(parts)
+
+
+@settings(max_examples=400)
+@given(st.lists(st.sampled_from(["a", "é", "\x00", "\ud800", "\U0001d400", "\n"]), max_size=12).map("".join),
+       st.integers(0, 30), st.booleans())
+def test_input_is_judged_in_one_pass_with_the_reasons_in_order(text, limit, as_bytes):
+    """validate_input encodes text once: the size limit comes first, then NUL bytes, then unpaired
+    surrogates (text), or invalid UTF-8 (bytes); valid input comes back unchanged."""
+    from solve_in_lean.lean.source import validate_input
+
+    data = text.encode("utf-8", errors="surrogatepass") if as_bytes else text
+    out, problem = validate_input(data, limit)
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > limit:
+        assert problem == f"input is {size:,} bytes, over the limit of {limit:,} bytes"
+    elif as_bytes and "\ud800" in text:
+        assert problem is not None and problem.startswith("input is not valid UTF-8")
+    elif "\x00" in text:
+        assert problem is not None and "NUL byte at offset" in problem
+    elif "\ud800" in text:
+        assert problem == f"input contains an unpaired surrogate at offset {text.index(chr(0xd800))}; it is not valid UTF-8"
+    else:
+        assert (out, problem) == (text, None)

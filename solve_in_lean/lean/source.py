@@ -6,30 +6,34 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 from autoformalize import lexer
 from autoformalize.lexer import Lexed, Token, lex_prefix
 
 
 def validate_input(code: str | bytes, max_bytes: int) -> tuple[str, str | None]:
-    """Return (text, problem). `problem` is one sentence when the input must not reach Lean."""
+    """Return (text, problem). `problem` is one sentence when the input must not reach Lean.
+    Text is encoded once (its size and its surrogates are read off that), bytes decoded once."""
+    surrogate = None
     if isinstance(code, bytes):
         if len(code) > max_bytes:
             return "", f"input is {len(code):,} bytes, over the limit of {max_bytes:,} bytes"
         try:
-            code = code.decode("utf-8")
+            code = code.decode("utf-8")  # strict: valid UTF-8 holds no unpaired surrogate
         except UnicodeDecodeError as e:
             return "", f"input is not valid UTF-8 (byte {e.start}: {code[e.start:e.start + 1]!r})"
-    size = len(code.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        return "", f"input is {size:,} bytes, over the limit of {max_bytes:,} bytes"
+    else:
+        try:
+            size = len(code.encode("utf-8"))
+        except UnicodeEncodeError as e:
+            surrogate = e.start
+            size = len(code.encode("utf-8", errors="surrogatepass"))
+        if size > max_bytes:
+            return "", f"input is {size:,} bytes, over the limit of {max_bytes:,} bytes"
     if "\x00" in code:
         return "", f"input contains a NUL byte at offset {code.index(chr(0))}; Lean source is text"
-    try:
-        code.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return "", f"input contains an unpaired surrogate at offset {e.start}; it is not valid UTF-8"
+    if surrogate is not None:
+        return "", f"input contains an unpaired surrogate at offset {surrogate}; it is not valid UTF-8"
     return code, None
 
 
@@ -131,7 +135,7 @@ class Declaration:
     `kind` is the keyword, or "constructor" for the `| c` of an inductive type."""
     line: int
 
-    @cached_property
+    @property
     def name(self) -> str:
         return render_name(self.parts)
 
