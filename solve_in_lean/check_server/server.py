@@ -89,9 +89,7 @@ def ensure_runtime_dir() -> str:
     path = runtime_dir()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
+        os.makedirs(path, 0o700, exist_ok=True)  # one that exists keeps its mode: dir_problem judges it
     except OSError as e:
         raise UnavailableError(f"cannot create the check server's directory {path} ({e.strerror or e})") from None
     if (problem := dir_problem(path)) is not None:
