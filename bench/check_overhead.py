@@ -4,8 +4,9 @@ one run on the same prelude files, interleaved so machine noise hits both sides 
     python bench/check_overhead.py [--files 100] [--workers 2] [--cli-runs 20] [--rounds 2]
 
 Prints the four targets of issue 11, and writes everything to bench/results/check_overhead.json:
-  CLI ratio        `lean-solve check FILE` (a new process: Python start-up, imports, Lean) per
-                   small file, median / bare `lean --json FILE`, median            target <= 1.5
+  CLI ratio        `lean-solve check FILE` (a new process: Python start-up, imports, Lean; checked
+                   in that process, not by a check server) per small file, median / bare
+                   `lean --json FILE`, median                                      target <= 1.5
   batch ratio      `lean-solve check` of all files in one call on N workers / bare Lean run
                    serially on them (a shell loop)                                 target <= 0.6
   verify ratio     verify() per file in this process, median / bare Lean, median   target <= 1.10
@@ -126,7 +127,9 @@ def main() -> None:
     cli = [*cli_command(), "check", "--backend", "kernel"]
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"), NO_COLOR="1")
+        # in this process, never through a check server that happens to run (bench/check_server.py
+        # measures that path): a server left running would otherwise answer some runs and not others
+        env.update(PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"), NO_COLOR="1", LEAN_SOLVE_CHECK_SERVER="off")
         paths = []
         for i, text in enumerate(files):
             p = Path(tmp) / f"f{i}.lean"
