@@ -44,8 +44,9 @@ def build_command(
 ) -> None:
     """Train the small-world model on the CPU (minutes), or find it in the user cache.
 
-    Prints where the base model (the transfer experiment's starting point), the world model and the
-    curriculum's splits are. Rebuilt only when the recipe, the curriculum or the prompts change."""
+    Prints where the model (the world model refined on its own verified programs), the world and
+    base models (the iterate and transfer examples' starting points) and the curriculum's splits
+    are. Rebuilt only when the recipe, the curriculum or the prompts change."""
     from pathlib import Path
 
     from solve_in_lean.world.model import build
@@ -59,13 +60,15 @@ def build_command(
         if link_path.is_symlink():
             link_path.unlink()
         link_path.symlink_to(wm.root.resolve(), target_is_directory=True)
-    info = {"root": str(wm.root), "base": str(wm.base), "world": str(wm.model), "data": str(wm.data),
+    info = {"root": str(wm.root), "model": str(wm.model), "base": str(wm.base), "world": str(wm.world),
+            "data": str(wm.data),
             "link": str(link_path) if link_path else None, "training": wm.training}
     if json_out:
         print_json(info)
     else:
         t = wm.training
-        typer.echo(f"world model: {wm.model}\nbase model:  {wm.base}\ndata:        {wm.data}")
+        typer.echo(f"model:       {wm.model}\nworld model: {wm.world}\nbase model:  {wm.base}\n"
+                   f"data:        {wm.data}")
         typer.echo(f"trained in {t['seconds']:.0f} s ({t['world']['params']:,} parameters; loss "
                    f"{t['world']['loss_first']:.2f} -> {t['world']['loss_last']:.2f})")
     raise typer.Exit(EXIT_OK)
