@@ -296,3 +296,26 @@ def test_input_is_judged_in_one_pass_with_the_reasons_in_order(text, limit, as_b
         assert problem == f"input contains an unpaired surrogate at offset {text.index(chr(0xd800))}; it is not valid UTF-8"
     else:
         assert (out, problem) == (text, None)
+
+
+def test_verify_reads_the_code_once(kernel, monkeypatch):
+    """One lexer pass over the code per check (the screen's), however many things read it: the
+    empty-code check, the refusals, the header split, the declarations and Lean's printed names."""
+    passes = []
+    run = lexer._Lexer.run
+
+    def counting(self, i=0, depth=0):
+        if depth == 0:
+            passes.append(len(self.code))
+        return run(self, i, depth)
+
+    monkeypatch.setattr(lexer._Lexer, "run", counting)
+    code = MINI_PRELUDE + "-- a comment\n" + GOOD_PROOF  # its own `prelude` header, then the body
+    v = verify(code, kernel)
+    assert v.verified, v.reasons
+    assert "two_add_two" in v.check.axioms and "N.add" in v.check.declarations
+    assert passes == [len(code)]
+    passes.clear()
+    v = verify(GOOD_PROOF, kernel, header=MINI_PRELUDE, target=TARGET, answer_name="N.four")
+    assert v.verified and v.answer, v.reasons
+    assert passes == [len(GOOD_PROOF)]
