@@ -1,13 +1,15 @@
 """The kernel backend against the real Lean 4.35 front end and kernel (prelude files)."""
 
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from lean_prelude import GOOD_PROOF, MINI_PRELUDE, WRONG_PROOF, slow_proof
-from solve_in_lean.lean import CheckRequest
+from solve_in_lean.lean import CheckRequest, process_backend
 
 pytestmark = pytest.mark.usefixtures("kernel")
 
@@ -150,11 +152,34 @@ def test_memory_cap_too_small_is_reported_not_hung(kernel):
     assert result.detail
 
 
-def test_no_temp_files_left(kernel, tmp_path, monkeypatch):
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    kernel.check(GOOD_PROOF, header=MINI_PRELUDE)
-    kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=0.5)
-    assert list(tmp_path.iterdir()) == []
+def test_no_temp_files_left(kernel, monkeypatch):
+    """Each check's scratch directory (its .ilean) is made where _scratch_root says and removed,
+    whether Lean finished or was killed."""
+    made = []
+
+    def mkdtemp(**kw):
+        made.append(Path(real_mkdtemp(**kw)))
+        return str(made[-1])
+
+    real_mkdtemp = process_backend.tempfile.mkdtemp
+    monkeypatch.setattr(process_backend.tempfile, "mkdtemp", mkdtemp)
+    assert kernel.check(GOOD_PROOF, header=MINI_PRELUDE).status == "ok"
+    assert kernel.check(slow_proof(40), header=MINI_PRELUDE, timeout_s=0.5).status == "timeout"
+    root = Path(process_backend._scratch_root() or tempfile.gettempdir())
+    assert len(made) == 2 and all(d.parent == root and not d.exists() for d in made), made
+
+
+def test_scratch_goes_to_memory_unless_tmpdir_is_set(monkeypatch):
+    process_backend._scratch_root.cache_clear()
+    monkeypatch.setenv("TMPDIR", "/somewhere")
+    try:
+        assert process_backend._scratch_root() is None  # tempfile's own rule, which honours TMPDIR
+        process_backend._scratch_root.cache_clear()
+        monkeypatch.delenv("TMPDIR")
+        shm = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK)
+        assert process_backend._scratch_root() == ("/dev/shm" if shm else None)
+    finally:
+        process_backend._scratch_root.cache_clear()
 
 
 def test_threads_do_not_leak(kernel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -265,7 +266,7 @@ class ProcessChecker(LeanChecker):
         """A Lean run not started yet, in a scratch directory of its own. `-i`: Lean writes its own
         list of the declarations it added (an .ilean), which the verifier audits beside the ones it
         read in the text."""
-        scratch = tempfile.mkdtemp(prefix="lean-solve-")
+        scratch = tempfile.mkdtemp(prefix="lean-solve-", dir=_scratch_root())
         return _Ready(threads, [*self.command(threads), "-i", _ilean(scratch)], None, scratch)
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
@@ -301,6 +302,17 @@ class ProcessChecker(LeanChecker):
             shutil.rmtree(ready.scratch, ignore_errors=True)
         result.lean_version = self.lean_version
         return result
+
+
+@functools.lru_cache(maxsize=1)
+def _scratch_root() -> str | None:
+    """Where each check's scratch directory goes: $TMPDIR when the user set one, else /dev/shm
+    when it is a writable memory file system, else the system's temporary directory. Making and
+    removing a directory on a disk file system cost about 0.7 ms of a 50 ms check here, in
+    memory 0.05 ms. mkdtemp makes it private (mode 700, unguessable name) in either place."""
+    if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+        return "/dev/shm"
+    return None
 
 
 def _here() -> tuple[int, int]:
