@@ -408,7 +408,7 @@ def _refine(wm: WorldModel, threads: int, progress: bool | None, log: Callable[[
     config = wm.root / "refine.toml"
     config.write_text(refine_config(wm), encoding="utf-8")
     r = wm.recipe
-    log(f"small world: refining the world model on its own verified programs ({r.refine_rounds} rounds of "
+    log(f"small world: refining the world model on its own verified programs ({r.refine_rounds} round(s) of "
         f"{r.refine_pool} training problems and {r.refine_steps} steps) in {wm.refine_run}")
     env = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(threads)
