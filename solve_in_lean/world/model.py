@@ -8,7 +8,7 @@ loop (eval/finetune.py) on chat examples in the format evaluation prompts with. 
              of the transfer experiment, examples/transfer_small_world.toml)
     world    the base trained further on every task (cot, lean-solve too; the starting model
              of examples/iterate_small_world.toml)
-    refined  the world model after one round of self-iteration (eval/iterate.py) on its own
+    refined  the world model after rounds of self-iteration (eval/iterate.py) on its own
              Lean-verified programs for training problems: the model the demos, the bench and
              the verified-rate test use (`WorldModel.model`)
 
@@ -87,7 +87,7 @@ class Recipe:
     """Rounds of self-iteration in the refine stage; each trains the world model on the verified
     programs of every round so far. Measured on the 100 test problems: one round 0.40, two 0.55."""
     refine_pool: int = 600
-    """Training problems the world model solves (greedy, one sample) in the refine stage; the
+    """Training problems the current model solves (greedy, one sample) in each refine round; the
     programs the kernel verifies are that stage's training data."""
     refine_steps: int = 200
     refine_lr: float = 1e-3
