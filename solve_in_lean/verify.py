@@ -9,8 +9,9 @@ A proof is accepted only if
 4. every theorem's axioms, as printed by Lean's `#print axioms` on commands we append, are in
    the allow-list (`Lean.ofReduceBool`/`Lean.trustCompiler` from `native_decide` only when
    allowed);
-5. when a target is given, the theorem of that name proves the target statement, which we
-   elaborate *before* the untrusted code so nothing in that code can change its meaning.
+5. when a target is given, the code declares the theorem of that name and it proves the target
+   statement, which we elaborate *before* the untrusted code so nothing in that code can change
+   its meaning.
 """
 
 from __future__ import annotations
@@ -472,6 +473,9 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
         elif kind == "sentinel":
             sentinel_seen = any(audit.sentinel in m.text for m in msgs)
 
+    if target is not None and raw.completed and not target_failed and not _declares(audit, raw, target):
+        reasons.append(f"the code does not declare `{target.name}`: a theorem of that name from the header or a "
+                       "library is not the code's proof")
     code_errors = [m for m in code_msgs if m.severity == "error"]
     for d, nxt in zip(audit.body_declarations, audit.body_declarations[1:] + [None]):
         # a theorem whose own lines hold an error failed to elaborate: list no axioms for it
@@ -524,6 +528,15 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
         final.append("the code declares no named theorem or definition, so nothing was verified "
                      "(an `example` cannot be audited: name it `theorem`)")
     return Verdict(verified=not final, reasons=_dedupe(final), check=result, answer=answer)
+
+
+def _declares(audit: _Audit, raw: CheckResult, target: Target) -> bool:
+    """Whether the code itself declares the target's name, by the text reading or by Lean's own
+    list of what the code added (a declaration made by a macro is in the latter only)."""
+    parts = split_name(target.name) or (target.name,)
+    if any(d.parts == parts for d in audit.body_declarations):
+        return True
+    return any(_printed_parts(name) == parts for name, line in (raw.declarations or {}).items() if audit.in_body(line))
 
 
 def _lean_audited(audit: _Audit, raw: CheckResult) -> list[tuple[str, list[str]]] | None:

@@ -281,14 +281,17 @@ def test_kept_names_never_let_a_wrong_solution_verify(kernel):
     for code in (wrong_value, other_theorem, elsewhere, "theorem unrelated : True := True.intro\n"):
         v = verdict(code)
         assert not v.verified, code
-    # why a theorem named after the header's is renamed: unrenamed, the header's own theorem would stand
-    # in for a proof the solution never gave
+    # why a theorem named after the header's is renamed: the solution could not declare it (the header
+    # has), and the header's own theorem would stand in for a proof the solution never gave, which
+    # verify refuses on its own too (the code must declare the target)
     symm = hostile("theorem Eq.symm {α : Sort u} {a b : α} (h : Eq a b) : Eq b a := by sorry").problem
     assert symm.theorem_name == "test_1"
     from solve_in_lean.verify import Target
     nothing = "theorem unrelated : True := True.intro\n"
     unrenamed = Target("Eq.symm", symm.proposition())
-    assert verify(nothing, kernel, header=MINI_PRELUDE, target=unrenamed).verified
+    v = verify(nothing, kernel, header=MINI_PRELUDE, target=unrenamed)
+    assert not v.verified and v.reasons == ["the code does not declare `Eq.symm`: a theorem of that name from "
+                                            "the header or a library is not the code's proof"], v.reasons
     assert not verify(nothing, kernel, header=MINI_PRELUDE, target=target_of(symm)).verified
 
 

@@ -134,6 +134,18 @@ def test_compute_target_with_answer(kernel):
     assert not verify(bad, kernel, header=MINI_PRELUDE, target=target, answer_name="ans").verified
 
 
+def test_the_code_must_declare_the_target_itself(kernel):
+    """A theorem of the target's name and statement in the header (or a library) proves the
+    statement, but it is not the code's proof: a submission that only points at it is rejected."""
+    header = MINI_PRELUDE + GOOD_PROOF
+    for code in ("theorem other : Eq N.zero N.zero := Eq.refl _\n", "namespace Foo\n" + GOOD_PROOF + "end Foo\n"):
+        v = verify(code, kernel, header=header, target=TARGET)
+        assert not v.verified and any("does not declare `two_add_two`" in r for r in v.reasons), v.reasons
+    inside = "namespace Foo\n" + GOOD_PROOF + "end Foo\n"  # the same theorem, declared where the target names it
+    v = verify(inside, kernel, header=MINI_PRELUDE, target=Target("Foo.two_add_two", TARGET.statement))
+    assert v.verified, v.reasons
+
+
 def test_declarations_in_namespaces_are_audited(kernel):
     code = "namespace Foo\n" + CHEAT_PROOF + "end Foo\n"
     v = verify(code, kernel, header=CHEAT_HEADER)
