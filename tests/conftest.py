@@ -67,9 +67,20 @@ def kernel():
 # ---------------------------------------------------------------------------------------------
 # The small world: the CPU-trained model (tests/test_world.py and the demos that run on it).
 # ---------------------------------------------------------------------------------------------
+WORLD_BUILD_TIMEOUT_S = 2400
+"""A cold build trains for about 16 minutes on two cores (more under load), inside the timeout of the
+first test that asks for the model: every test on it gets this much instead of the usual 600 s."""
+
+
 @pytest.fixture(scope="session")
 def world_model():
     """The small-world model, from the user cache or trained now (two threads, as its recipe says)."""
     from solve_in_lean.world.model import build
 
     return build()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "world_model" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(WORLD_BUILD_TIMEOUT_S))

@@ -35,20 +35,12 @@ def outputs(nb) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="session")
-def world_model_built():
-    """The small-world model in the user cache before a notebook asks for it (trained here at most once
-    per session, outside the notebook's cell timeout)."""
-    from solve_in_lean.world.model import build
-
-    return build()
-
-
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # conftest.WORLD_BUILD_TIMEOUT_S: the first notebook on the world model may build it
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_offline(kernel, name, request):
-    if name in ON_THE_WORLD_MODEL:
-        request.getfixturevalue("world_model_built")
+    if name in ON_THE_WORLD_MODEL:  # built (or read from the cache) outside the notebook's cell timeout
+        request.getfixturevalue("world_model")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "commit notebooks cleared"
     NotebookClient(nb, timeout=300, kernel_name="python3",
