@@ -139,19 +139,14 @@ class ProcessChecker(LeanChecker):
             self._in_flight += 1
             threads = self._threads()
         try:
-            plan = self._plan(threads)
-            try:
-                proc = spawn(plan.cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
-            except BaseException:
-                shutil.rmtree(plan.scratch, ignore_errors=True)
-                raise
+            ready = self._start(threads)
         except BaseException as e:
             self._landed()
             if isinstance(e, OSError):
                 return
             raise
         with self._flight_lock:
-            self._ready[_here()] = plan._replace(proc=proc)
+            self._ready[_here()] = ready
 
     def cancel_prestart(self) -> None:
         with self._flight_lock:
@@ -184,20 +179,12 @@ class ProcessChecker(LeanChecker):
                 if self._closing:
                     return
             try:
-                plan = self._plan(threads)
-            except OSError:  # no scratch directory now: checks start their own Lean meanwhile
-                time.sleep(1.0)
-                continue
-            try:
-                proc = spawn(plan.cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+                ready = self._start(threads)._replace(pooled=True)
             except lifecycle.Interrupted:  # shutting down: start nothing more
-                shutil.rmtree(plan.scratch, ignore_errors=True)
                 return
-            except OSError:  # no process could start now: checks start their own meanwhile
-                shutil.rmtree(plan.scratch, ignore_errors=True)
+            except OSError:  # no scratch directory or process now: checks start their own meanwhile
                 time.sleep(1.0)
                 continue
-            ready = plan._replace(proc=proc, pooled=True)
             with self._pool_wake:
                 if not self._closing:
                     self._pool.append(ready)
@@ -268,6 +255,17 @@ class ProcessChecker(LeanChecker):
         read in the text."""
         scratch = tempfile.mkdtemp(prefix="lean-solve-", dir=_scratch_root())
         return _Ready(threads, [*self.command(threads), "-i", _ilean(scratch)], None, scratch)
+
+    def _start(self, threads: int) -> _Ready:
+        """A Lean run started now, waiting on its stdin (`prestart`, `warm`); its scratch directory
+        is removed again when no process could start."""
+        plan = self._plan(threads)
+        try:
+            proc = spawn(plan.cmd, memory_mb=self.memory_mb, cwd=self.cwd(), env=self.env())
+        except BaseException:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
+            raise
+        return plan._replace(proc=proc)
 
     def _check(self, code: str, header: str | None, timeout_s: float) -> CheckResult:
         text, header_lines = join_header(header, code)
