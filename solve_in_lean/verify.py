@@ -46,6 +46,11 @@ class Target:
     params: str = ""
     args: str = ""
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The name's components, as the audit refers to it and as declarations are read."""
+        return split_name(self.name) or (self.name,)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -303,9 +308,8 @@ def build_audit(code: str, *, target: Target | None, answer_name: str | None, ev
     if target is not None:
         check = f"_lean_solve_target_{nonce}"
         args = f" {target.args}" if target.args else ""
-        target_parts = split_name(target.name) or (target.name,)
         footer_lines.append((_Line("target", target.name),
-                             f"theorem _root_.{check} : _root_.{expected}{args} := @{_root(target_parts)}"))
+                             f"theorem _root_.{check} : _root_.{expected}{args} := @{_root(target.parts)}"))
         footer_lines.append((_Line("axioms", check, (check,), False), f"#print axioms _root_.{check}"))
     if answer_name:
         cmd = "#eval" if evaluates else "#print"
@@ -533,10 +537,10 @@ def _judge(text: str, audit: _Audit, raw: CheckResult, target: Target | None, po
 def _declares(audit: _Audit, raw: CheckResult, target: Target) -> bool:
     """Whether the code itself declares the target's name, by the text reading or by Lean's own
     list of what the code added (a declaration made by a macro is in the latter only)."""
-    parts = split_name(target.name) or (target.name,)
-    if any(d.parts == parts for d in audit.body_declarations):
+    if any(d.parts == target.parts for d in audit.body_declarations):
         return True
-    return any(_printed_parts(name) == parts for name, line in (raw.declarations or {}).items() if audit.in_body(line))
+    return any(_printed_parts(name) == target.parts for name, line in (raw.declarations or {}).items()
+               if audit.in_body(line))
 
 
 def _lean_audited(audit: _Audit, raw: CheckResult) -> list[tuple[str, list[str]]] | None:
